@@ -1,0 +1,5 @@
+import sys
+
+from pocketstack.cli import main
+
+sys.exit(main())

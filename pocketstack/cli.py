@@ -1,0 +1,159 @@
+"""The `pocketstack` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+
+from pocketstack import config
+
+DEFAULT_CONFIG_FILES = ["/etc/pocketstack/pocketstack.conf"]
+
+
+def _load(args) -> config.cfg.ConfigOpts:
+    files = args.config_file or [f for f in DEFAULT_CONFIG_FILES if os.path.exists(f)]
+    if os.environ.get("POCKETSTACK_CONF") and not args.config_file:
+        files = [os.environ["POCKETSTACK_CONF"]]
+    overrides = {}
+    if getattr(args, "state_path", None):
+        overrides["state_path"] = os.path.abspath(args.state_path)
+    if getattr(args, "port", None) is not None:
+        overrides["bind_port"] = args.port
+    if getattr(args, "host", None):
+        overrides["bind_host"] = args.host
+    if getattr(args, "debug", False):
+        overrides["debug"] = True
+    return config.load(files, overrides)
+
+
+def _logging(conf) -> None:
+    logging.basicConfig(level=logging.DEBUG if conf.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def cmd_up(args) -> int:
+    started = time.monotonic()
+    conf = _load(args)
+    _logging(conf)
+    from pocketstack import cloud as cloud_mod
+    from pocketstack.clouds_yaml import write_clouds_yaml
+
+    sock = cloud_mod.bind_socket(conf)
+    cloud = cloud_mod.Cloud(conf)
+    cloud.start()
+    server = cloud_mod.Server(cloud, sock, access_log=conf.debug)
+    paths = write_clouds_yaml(cloud, user_file=not args.no_user_clouds_yaml)
+    identity = cloud.services["identity"]
+    print(banner(cloud, identity.admin_password(), paths, time.monotonic() - started), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server.server, "should_exit", True))
+    try:
+        server.run()
+    finally:
+        cloud.stop()
+    print("pocketstack stopped.", flush=True)
+    return 0
+
+
+def banner(cloud, password: str, paths: list[str], elapsed: float) -> str:
+    services = ", ".join(f"{s.service_type} {s.prefix}" for s in cloud.services.values())
+    return "\n".join([
+        f"pocketstack is up at {cloud.public_url} ({elapsed:.2f} s)",
+        f"  services:   {services}",
+        f"  state:      {cloud.conf.state_path}",
+        f"  admin:      user 'admin', password '{password}', project 'admin', domain 'Default'",
+        f"  clouds.yaml: {', '.join(paths)} (cloud 'pocketstack')",
+        "  try:       openstack --os-cloud pocketstack token issue",
+        "  stop:      Ctrl-C",
+    ])
+
+
+def cmd_db_sync(args) -> int:
+    conf = _load(args)
+    _logging(conf)
+    from pocketstack.cloud import Cloud
+
+    cloud = Cloud(conf)
+    for service in cloud.services.values():
+        db = getattr(service, "db", None)
+        if db is not None:
+            db.sync()
+            print(f"{service.name}: schema at {db.current_revision()}")
+    cloud.stop()
+    return 0
+
+
+def cmd_fernet(args) -> int:
+    conf = _load(args)
+    from pocketstack.identity.fernet import KeyRepository
+
+    repo = KeyRepository(conf.fernet_tokens.key_repository
+                         or os.path.join(conf.state_path, "fernet-keys"),
+                         conf.fernet_tokens.max_active_keys)
+    if args.action == "setup":
+        repo.setup()
+        print(f"Fernet keys ready in {repo.path}")
+    else:
+        repo.setup()
+        index = repo.rotate()
+        print(f"Rotated: key {index} is now primary in {repo.path}")
+    return 0
+
+
+def cmd_config_sample(args) -> int:
+    from pocketstack.config_sample import render
+
+    text = render()
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pocketstack",
+                                description="An OpenStack-compatible cloud in one package.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-file", action="append", help="oslo.config file (repeatable)")
+    common.add_argument("--state-path", help="directory holding all state")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", parents=[common], help="start the whole cloud")
+    up.add_argument("--port", type=int, help="API port (default 8780)")
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--debug", action="store_true")
+    up.add_argument("--no-user-clouds-yaml", action="store_true",
+                    help="write clouds.yaml only under the state path")
+    up.set_defaults(func=cmd_up)
+
+    manage = sub.add_parser("manage", help="administrative tasks")
+    msub = manage.add_subparsers(dest="area", required=True)
+    db = msub.add_parser("db", help="database schema")
+    dbsub = db.add_subparsers(dest="action", required=True)
+    dbsub.add_parser("sync", parents=[common]).set_defaults(func=cmd_db_sync)
+    fernet = msub.add_parser("fernet", help="Fernet token keys")
+    fsub = fernet.add_subparsers(dest="action", required=True)
+    fsub.add_parser("setup", parents=[common]).set_defaults(func=cmd_fernet)
+    fsub.add_parser("rotate", parents=[common]).set_defaults(func=cmd_fernet)
+
+    sample = sub.add_parser("config-sample", help="print a sample configuration file")
+    sample.add_argument("--output")
+    sample.set_defaults(func=cmd_config_sample)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

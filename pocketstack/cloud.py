@@ -1,0 +1,145 @@
+"""The all-in-one cloud: every enabled service behind one HTTP port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import socket
+import threading
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from pocketstack import config
+from pocketstack.common.http import RequestIdMiddleware
+from pocketstack.common.service import Service
+
+LOG = logging.getLogger(__name__)
+
+# Service name -> "module:Class". Order matters: identity first (it bootstraps the
+# catalog of the others), then whatever a later service calls at start.
+SERVICES = {
+    "identity": "pocketstack.identity.service:IdentityService",
+    "objectstore": "pocketstack.objectstore.service:ObjectStoreService",
+    "image": "pocketstack.image.service:ImageService",
+    "network": "pocketstack.network.service:NetworkService",
+    "volume": "pocketstack.volume.service:VolumeService",
+    "compute": "pocketstack.compute.service:ComputeService",
+}
+
+
+def _service_class(name: str) -> type[Service] | None:
+    module_name, _, class_name = SERVICES[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None  # not built into this version of the package
+        raise
+    return getattr(module, class_name)
+
+
+class Cloud:
+    def __init__(self, conf):
+        self.conf = conf
+        self.public_url = config.public_url(conf)
+        os.makedirs(conf.state_path, exist_ok=True)
+        self.services: dict[str, Service] = {}
+        for name in SERVICES:
+            if name not in conf.enabled_services:
+                continue
+            cls = _service_class(name)
+            if cls is not None:
+                self.services[name] = cls(self)
+        self._app = None
+
+    def __getattr__(self, name: str):
+        services = self.__dict__.get("services", {})
+        if name in services:
+            return services[name]
+        raise AttributeError(name)
+
+    def start(self) -> None:
+        for service in self.services.values():
+            service.start()
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            try:
+                service.stop()
+            except Exception:
+                LOG.exception("stopping %s", service.name)
+
+    def app(self):
+        if self._app is None:
+            routes = [Route("/", self._root)]
+            routes += [Mount(svc.prefix, app=svc.app()) for svc in self.services.values()]
+
+            @contextlib.asynccontextmanager
+            async def lifespan(_app):
+                for svc in self.services.values():
+                    await svc.started()
+                yield
+
+            self._app = RequestIdMiddleware(Starlette(routes=routes, lifespan=lifespan))
+        return self._app
+
+    async def _root(self, request):
+        return JSONResponse({"services": [
+            {"name": s.name, "type": s.service_type, "url": s.endpoint_url()}
+            for s in self.services.values()]})
+
+
+def bind_socket(conf) -> socket.socket:
+    """Bind the API socket (port 0 picks a free one and updates the config)."""
+    host = conf.bind_host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, conf.bind_port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    if conf.bind_port == 0:
+        conf.set_override("bind_port", sock.getsockname()[1])
+    return sock
+
+
+class Server:
+    """Runs a cloud's API with uvicorn, in this thread (``run``) or another (``start``)."""
+
+    def __init__(self, cloud: Cloud, sock: socket.socket, *, access_log: bool = False):
+        import uvicorn
+
+        self.cloud = cloud
+        self.sock = sock
+        cfg = uvicorn.Config(cloud.app(), loop="uvloop", http="httptools", lifespan="on",
+                             log_level="warning", access_log=access_log,
+                             timeout_keep_alive=75, backlog=2048)
+        self.server = uvicorn.Server(cfg)
+        self.thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run_in_thread, daemon=True,
+                                       name="pocketstack-api")
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the API server failed to start")
+            self.thread.join(0.002)
+
+    def _run_in_thread(self) -> None:
+        self.server.config.install_signal_handlers = False  # uvicorn < 0.29 compatibility
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(10)
+        self.sock.close()

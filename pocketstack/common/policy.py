@@ -1,0 +1,70 @@
+"""Policy enforcement with oslo.policy: defaults in code, a YAML file overrides.
+
+Each service passes its own ``RuleDefault`` list; operators override rules in
+``<policy_dir>/<service>.yaml`` (the same syntax as OpenStack's policy.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from oslo_config import cfg
+from oslo_policy import policy as oslo_policy
+
+from pocketstack.common import errors
+from pocketstack.common.context import RequestContext
+
+RuleDefault = oslo_policy.RuleDefault
+
+# Personas shared by every service (admin / member / reader).
+BASE_RULES = [
+    RuleDefault("admin_required", "role:admin"),
+    RuleDefault("context_is_admin", "role:admin"),
+    RuleDefault("service_role", "role:service"),
+    RuleDefault("member_or_admin", "role:admin or role:member"),
+    RuleDefault("reader", "role:admin or role:member or role:reader"),
+    RuleDefault("owner", "project_id:%(project_id)s"),
+    RuleDefault("admin_or_owner", "rule:admin_required or project_id:%(project_id)s"),
+    RuleDefault("project_member", "(role:member or role:admin) and project_id:%(project_id)s"),
+    RuleDefault("project_reader",
+                "(role:reader or role:member or role:admin) and project_id:%(project_id)s"),
+]
+
+
+def policy_file(conf: cfg.ConfigOpts, service: str) -> str:
+    return os.path.join(conf.policy_dir or os.path.join(conf.state_path, "policy"),
+                        f"{service}.yaml")
+
+
+class Policy:
+    """One service's rules. ``enforce`` raises Forbidden with the service's message."""
+
+    def __init__(self, conf: cfg.ConfigOpts, service: str, defaults: list[RuleDefault],
+                 denied: Callable[[str], str] | None = None):
+        path = policy_file(conf, service)
+        # A missing file is fine: the defaults apply. It is re-read when it changes.
+        self.enforcer = oslo_policy.Enforcer(conf, policy_file=path)
+        self.enforcer.register_defaults(BASE_RULES)
+        self.enforcer.register_defaults(defaults)
+        self.enforcer.load_rules()
+        self.denied = denied or (
+            lambda action: f"You are not authorized to perform the requested action: {action}.")
+
+    def check(self, context: RequestContext, action: str, target: dict | None = None) -> bool:
+        if context.internal:
+            return True
+        if target is None:
+            target = {"project_id": context.project_id, "user_id": context.user_id,
+                      "domain_id": context.domain_id}
+        return self.enforcer.enforce(action, target, context.policy_values(), do_raise=False)
+
+    def enforce(self, context: RequestContext, action: str, target: dict | None = None) -> None:
+        if not self.check(context, action, target):
+            raise errors.Forbidden(self.denied(action))
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opt(cfg.StrOpt("policy_dir", default=None,
+                                 help="Directory of per-service policy overrides "
+                                      "(<service>.yaml); default state_path/policy."))

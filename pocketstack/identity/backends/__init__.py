@@ -1,0 +1,18 @@
+"""Identity backends. Each area (identity, resource, assignment, catalog) has a
+driver chosen by ``[<area>] driver``; every driver is a ``Store`` of the
+entity kinds of its area (see ``base.AREAS``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from pocketstack.identity.backends.base import AREAS, Store
+
+
+def load(area: str, name: str, conf, shared: dict) -> Store:
+    """The driver ``name`` for ``area``; drivers of the same name share one store."""
+    module = importlib.import_module(f"pocketstack.identity.backends.{name}")
+    return module.create(area, conf, shared)
+
+
+__all__ = ["AREAS", "Store", "load"]

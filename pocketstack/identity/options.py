@@ -1,0 +1,45 @@
+"""Identity options, with Keystone's section and option names."""
+
+from oslo_config import cfg
+
+
+def register(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts([
+        cfg.StrOpt("driver", default="sql", choices=["sql", "kvs", "pam"],
+                   help="Where users and groups live."),
+        cfg.StrOpt("default_domain_id", default="default"),
+        cfg.IntOpt("password_hash_rounds", default=12, min=4, max=31,
+                   help="bcrypt cost (Keystone's default: 12)."),
+        cfg.IntOpt("max_password_length", default=4096),
+        cfg.IntOpt("list_limit", default=None, help="Most entities a list returns."),
+    ], group="identity")
+    conf.register_opts([
+        cfg.StrOpt("driver", default="sql", choices=["sql", "kvs"],
+                   help="Where domains and projects live."),
+    ], group="resource")
+    conf.register_opts([
+        cfg.StrOpt("driver", default="sql", choices=["sql", "kvs"],
+                   help="Where roles and role assignments live."),
+    ], group="assignment")
+    conf.register_opts([
+        cfg.StrOpt("driver", default="sql", choices=["sql", "templated"],
+                   help="Where the service catalog lives."),
+        cfg.StrOpt("template_file", default="default_catalog.templates",
+                   help="Catalog template (Keystone format) for the templated driver; "
+                        "relative paths are under state_path."),
+    ], group="catalog")
+    conf.register_opts([
+        cfg.IntOpt("expiration", default=3600, help="Token lifetime in seconds."),
+        cfg.IntOpt("cache_time", default=300,
+                   help="Seconds a validated token is cached by the services."),
+        cfg.BoolOpt("allow_rescope_scoped_token", default=True),
+    ], group="token")
+    conf.register_opts([
+        cfg.StrOpt("key_repository", default=None,
+                   help="Fernet keys directory; default state_path/fernet-keys."),
+        cfg.IntOpt("max_active_keys", default=3, min=1),
+    ], group="fernet_tokens")
+    conf.register_opts([
+        cfg.StrOpt("service", default="login", help="PAM service used to authenticate."),
+        cfg.StrOpt("admin_user", default="root", help="System account given the admin role."),
+    ], group="pam")

@@ -1,0 +1,138 @@
+"""The identity service: wiring, bootstrap and its catalog entry."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from pocketstack.common import errors
+from pocketstack.common.auth import TokenValidator
+from pocketstack.common.db import Database
+from pocketstack.common.policy import Policy
+from pocketstack.common.service import Service
+from pocketstack.identity import api, core, models, policies
+from pocketstack.identity.auth import Authenticator
+from pocketstack.identity.fernet import KeyRepository
+from pocketstack.identity.tokens import TokenFormatter
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_ROLES = ["admin", "member", "reader", "service"]
+
+
+class IdentityService(Service):
+    name = "identity"
+    service_type = "identity"
+    catalog_name = "keystone"
+    prefix = "/identity"
+
+    def __init__(self, cloud):
+        super().__init__(cloud)
+        conf = self.conf
+        self.db = Database(conf, "identity", models.metadata,
+                           migrations="pocketstack.identity:migrations", head=models.SCHEMA_HEAD)
+        self.manager = core.IdentityManager(conf, self.db)
+        self.keys = KeyRepository(conf.fernet_tokens.key_repository
+                                  or os.path.join(conf.state_path, "fernet-keys"),
+                                  conf.fernet_tokens.max_active_keys)
+        self.authenticator = Authenticator(conf, self.manager, TokenFormatter(self.keys))
+        self.policy = Policy(conf, "identity", policies.RULES)
+        self.validator = TokenValidator(self._validate, lambda: self.manager.generation,
+                                        cache_time=conf.token.cache_time,
+                                        www_authenticate=self.endpoint_url())
+
+    def _validate(self, token: str):
+        authn = self.authenticator
+        return authn.context_for(authn.decode(token), token)
+
+    def app(self):
+        return api.build(self).app()
+
+    def start(self) -> None:
+        self.db.sync()
+        self.keys.setup()
+        self.bootstrap()
+
+    def stop(self) -> None:
+        self.db.dispose()
+
+    # -- bootstrap ---------------------------------------------------------
+
+    def admin_password(self) -> str:
+        if self.conf.bootstrap.admin_password:
+            return self.conf.bootstrap.admin_password
+        path = os.path.join(self.conf.state_path, "admin-password")
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+        password = secrets.token_urlsafe(18)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        return password
+
+    def bootstrap(self) -> None:
+        """Idempotently create what `keystone-manage bootstrap` creates, plus the catalog."""
+        ident = self.manager
+        conf = self.conf
+        if ident.store("domain").read_only is False:
+            default_id = conf.identity.default_domain_id
+            if ident.find("domain", default_id) is None:
+                ident.create_domain({"id": default_id, "name": "Default",
+                                     "description": "The default domain"})
+        roles = {}
+        for name in DEFAULT_ROLES:
+            found = ident.list("role", {"name": name, "domain_id": core.GLOBAL})
+            roles[name] = found[0] if found else ident.create_role({"name": name})
+        for prior, implied in (("admin", "member"), ("member", "reader")):
+            if not ident.list("implied_role", {"prior_role_id": roles[prior]["id"],
+                                               "implied_role_id": roles[implied]["id"]}):
+                ident.create_implied_role(roles[prior]["id"], roles[implied]["id"])
+        self.bootstrap_catalog()
+        if ident.store("user").read_only:
+            return
+        domain_id = conf.identity.default_domain_id
+        projects = {}
+        for name in (conf.bootstrap.admin_project_name, "service"):
+            found = ident.list("project", {"name": name, "domain_id": domain_id})
+            projects[name] = found[0] if found else ident.create_project(
+                {"name": name, "domain_id": domain_id})
+        password = self.admin_password()
+        found = ident.list("user", {"name": conf.bootstrap.admin_username,
+                                    "domain_id": domain_id})
+        if not found:
+            admin = ident.create_user({"name": conf.bootstrap.admin_username,
+                                       "domain_id": domain_id, "password": password})
+        else:
+            admin = found[0]
+            if not ident.check_user_password(admin, password):
+                ident.update_user(admin["id"], {"password": password})
+        ident.grant(roles["admin"]["id"], user_id=admin["id"],
+                    project_id=projects[conf.bootstrap.admin_project_name]["id"])
+        ident.grant(roles["admin"]["id"], user_id=admin["id"], system=True)
+
+    def bootstrap_catalog(self) -> None:
+        ident = self.manager
+        if ident.store("service").read_only:
+            return
+        region = self.conf.region_name
+        if ident.find("region", region) is None:
+            try:
+                ident.create_region({"id": region})
+            except errors.Conflict:
+                pass
+        for svc in self.cloud.services.values():
+            found = ident.list("service", {"type": svc.service_type})
+            record = found[0] if found else ident.create_service(
+                {"type": svc.service_type, "name": svc.catalog_name})
+            url = svc.endpoint_url()
+            existing = {e["interface"]: e for e in ident.list("endpoint",
+                                                               {"service_id": record["id"]})}
+            for interface in ("public", "internal", "admin"):
+                ep = existing.get(interface)
+                if ep is None:
+                    ident.create_endpoint({"service_id": record["id"], "interface": interface,
+                                           "url": url, "region_id": region})
+                elif ep["url"] != url:
+                    ident.update("endpoint", ep["id"], {"url": url})
