@@ -68,7 +68,15 @@ def apply(stmt: sa.Select, model, sort: list[tuple[str, str]], *, limit: int | N
     if not any(col == "id" for col, _ in sort):
         sort = [*sort, ("id", sort[-1][1] if sort else "asc")]
     columns = [(getattr(model, col), direction) for col, direction in sort]
-    stmt = stmt.order_by(*[c.desc() if d == "desc" else c.asc() for c, d in columns])
+    order = []
+    for column, direction in columns:
+        if column.nullable:
+            # NULLs first ascending, last descending, on every engine (PostgreSQL
+            # would otherwise do the opposite of SQLite and MariaDB).
+            is_null = sa.case((column.is_(None), 0), else_=1)
+            order.append(is_null.desc() if direction == "desc" else is_null.asc())
+        order.append(column.desc() if direction == "desc" else column.asc())
+    stmt = stmt.order_by(*order)
     if marker is not None:
         criteria = []
         for i, (column, direction) in enumerate(columns):
