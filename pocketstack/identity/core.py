@@ -45,15 +45,19 @@ def split_extra(kind: str, body: dict) -> tuple[dict, dict]:
     return columns, extra
 
 
+# bcrypt reads at most 72 bytes; like Keystone (passlib) we hash that prefix.
+BCRYPT_MAX = 72
+
+
 def hash_password(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+    return bcrypt.hashpw(password.encode()[:BCRYPT_MAX], bcrypt.gensalt(rounds)).decode()
 
 
 def check_password(password: str, hashed: str | None) -> bool:
     if not hashed:
         return False
     try:
-        return bcrypt.checkpw(password.encode(), hashed.encode())
+        return bcrypt.checkpw(password.encode()[:BCRYPT_MAX], hashed.encode())
     except ValueError:
         return False
 
