@@ -61,6 +61,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
     conf.register_opts(default_opts)
     policy.register_opts(conf)
+    from pocketstack import rootwrap
+
+    rootwrap.register_opts(conf)
     conf.register_opts(database_opts, group="database")
     conf.register_opts(bootstrap_opts, group="bootstrap")
     for name in SERVICE_OPTION_MODULES:

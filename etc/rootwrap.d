@@ -1,0 +1,1 @@
+../pocketstack/rootwrap/rootwrap.d
