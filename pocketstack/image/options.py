@@ -1,0 +1,44 @@
+"""Image service options, with Glance's section and option names."""
+
+from oslo_config import cfg
+
+DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso",
+                "ploop"]
+CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
+
+
+def register(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts([
+        cfg.StrOpt("default_store", default="file", choices=["file", "objectstore"],
+                   help="Where image data is kept: 'file' (a directory) or 'objectstore' "
+                        "(objects in this cloud's object storage)."),
+        cfg.StrOpt("filesystem_store_datadir", default=None,
+                   help="Directory of the file store; default state_path/images."),
+        cfg.StrOpt("objectstore_container", default="glance",
+                   help="Container (in the service project's account) holding image "
+                        "objects when default_store is 'objectstore'."),
+    ], group="glance_store")
+    conf.register_opts([
+        cfg.StrOpt("user_storage_quota", default="0",
+                   help="Most bytes of image data a project may store (suffixes B, KB, MB, "
+                        "GB, TB); 0 means unlimited."),
+        cfg.IntOpt("image_count_quota", default=-1,
+                   help="Most images a project may own; -1 means unlimited."),
+        cfg.IntOpt("image_member_quota", default=128,
+                   help="Most members an image may have; -1 means unlimited."),
+        cfg.IntOpt("image_property_quota", default=128,
+                   help="Most additional properties an image may have; -1 means unlimited."),
+        cfg.IntOpt("image_tag_quota", default=128,
+                   help="Most tags an image may have; -1 means unlimited."),
+        cfg.IntOpt("image_size_cap", default=1099511627776, min=1,
+                   help="Largest image accepted, in bytes."),
+        cfg.IntOpt("limit_param_default", default=25, min=1,
+                   help="Images a list returns when the request gives no limit."),
+        cfg.IntOpt("api_limit_max", default=1000, min=1,
+                   help="Most images a list returns, whatever limit the request gives."),
+        cfg.ListOpt("enabled_import_methods", default=["glance-direct"],
+                    help="Interoperable image import methods offered."),
+        cfg.StrOpt("node_staging_uri", default=None,
+                   help="file:// URL of the staging area of image import; default "
+                        "state_path/images-staging."),
+    ])

@@ -1,0 +1,124 @@
+"""What every image store provides, and the streaming pipeline they share.
+
+Data arrives as an async iterator of byte strings (an HTTP body, a staged
+file, a snapshot being written). ``pump`` joins it into big blocks and, for
+each block, runs md5, sha512 and the store's write in three worker threads at
+once while the event loop receives the next block: the hashes release the
+GIL, so an upload costs about max(md5, write) instead of md5 + sha512 + write,
+and memory stays at two blocks whatever the image size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from pocketstack.common import errors
+
+BLOCK = 8 * 1024 * 1024
+HEAD = 4096  # bytes kept from the start of the data (format detection)
+
+# Shared by the stores of every image service in the process: big blocks, few threads.
+EXECUTOR = ThreadPoolExecutor(max_workers=6, thread_name_prefix="image-io")
+
+
+@dataclass
+class Written:
+    """What a store reports once data is durably in place."""
+
+    location: str
+    size: int
+    checksum: str  # md5 hex
+    os_hash_value: str  # sha512 hex
+    head: bytes  # the first HEAD bytes
+
+
+async def run(fn: Callable, *args):
+    return await asyncio.get_running_loop().run_in_executor(EXECUTOR, fn, *args)
+
+
+async def blocks(source: AsyncIterator[bytes], size: int = BLOCK) -> AsyncIterator[bytes]:
+    """Join the pieces of ``source`` into blocks of at least ``size`` bytes."""
+    pieces: list[bytes] = []
+    have = 0
+    async for piece in source:
+        if not piece:
+            continue
+        pieces.append(piece)
+        have += len(piece)
+        if have >= size:
+            yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            pieces, have = [], 0
+    if pieces:
+        yield b"".join(pieces)
+
+
+async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
+               max_size: int | None = None, too_large: Callable[[int], Exception] | None = None,
+               ) -> tuple[int, str, str, bytes]:
+    """Feed ``source`` to ``write`` (called in a worker thread), hashing on the way.
+
+    Returns (size, md5 hex, sha512 hex, head). Raises ``too_large(size)`` as
+    soon as more than ``max_size`` bytes arrived.
+    """
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha512()
+    size = 0
+    head = b""
+    pending: list[asyncio.Future] = []
+    loop = asyncio.get_running_loop()
+    try:
+        async for block in blocks(source):
+            size += len(block)
+            if max_size is not None and size > max_size:
+                raise (too_large(size) if too_large else errors.RequestEntityTooLarge(
+                    f"The incoming image is too large: over {max_size} bytes."))
+            if len(head) < HEAD:
+                head += block[: HEAD - len(head)]
+            if pending:
+                await asyncio.gather(*pending)
+            pending = [loop.run_in_executor(EXECUTOR, md5.update, block),
+                       loop.run_in_executor(EXECUTOR, sha.update, block),
+                       loop.run_in_executor(EXECUTOR, write, block)]
+        if pending:
+            await asyncio.gather(*pending)
+            pending = []
+    finally:
+        # Never leave a thread writing into a file the caller is about to remove.
+        for fut in pending:
+            try:
+                await asyncio.shield(fut)
+            except BaseException:  # noqa: BLE001 - the first error is the one raised
+                pass
+    return size, md5.hexdigest(), sha.hexdigest(), head
+
+
+class Store:
+    """An image store: where image bytes live, addressed by a location URI."""
+
+    name = ""
+    description = ""
+
+    async def add(self, image_id: str, source: AsyncIterator[bytes], *,
+                  max_size: int | None = None) -> Written:
+        """Store all of ``source`` durably (all or nothing) and return its facts."""
+        raise NotImplementedError
+
+    async def adopt(self, image_id: str, path: str) -> str:
+        """Take a complete local file (a staged import) into the store; its location."""
+        raise NotImplementedError
+
+    def iterate(self, location: str, offset: int = 0,
+                length: int | None = None) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+
+    def delete(self, location: str) -> None:
+        """Remove the data (idempotent)."""
+        raise NotImplementedError
+
+    def path(self, location: str) -> str | None:
+        """A local file holding the data, when the store has one (the file store)."""
+        return None
