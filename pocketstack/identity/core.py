@@ -274,13 +274,41 @@ class IdentityManager:
         self.revoke(user_id=id)
 
     def check_user_password(self, user: dict, password: str) -> bool:
-        verdict = self.store("user").authenticate(user, password)
-        if verdict is not None:
-            return verdict
-        return check_password(password, user.get("password_hash"))
+        store = self.store("user")
+        verdict = store.authenticate(user, password)
+        if verdict is None:
+            return check_password(password, user.get("password_hash"))
+        if verdict and getattr(store, "tenant_per_user", False):
+            self.ensure_tenant(user)
+        return verdict
+
+    def ensure_tenant(self, user: dict) -> None:
+        """One user = one tenant (PAM): a project named as the user, where the user is
+        a member (the configured admin user an admin, also of the system)."""
+        name = user["name"]
+        project = self.find("project", name) or next(iter(
+            self.list("project", {"name": name, "domain_id": user["domain_id"]})), None)
+        if project is None:
+            try:
+                project = self.create_project({"id": name, "name": name,
+                                               "domain_id": user["domain_id"],
+                                               "description": f"Tenant of {name}"})
+            except errors.Conflict:
+                project = self.find("project", name)
+        roles = ["member"]
+        if name == self.conf.pam.admin_user:
+            roles.insert(0, "admin")
+        for role_name in roles:
+            role = self.role_by_name(role_name)
+            if not self.check_grant(role["id"], user_id=user["id"], project_id=project["id"]):
+                self.grant(role["id"], user_id=user["id"], project_id=project["id"])
+            if role_name == "admin" and not self.check_grant(role["id"], user_id=user["id"],
+                                                             system=True):
+                self.grant(role["id"], user_id=user["id"], system=True)
 
     def delete_user(self, id: str) -> None:
         self.get("user", id)
+        self._writable("user")
         self.store("assignment").delete("assignment", {"actor_id": id})
         self.store("membership").delete("membership", {"user_id": id})
         self.store("credential").delete("credential", {"user_id": id})
@@ -302,6 +330,7 @@ class IdentityManager:
 
     def delete_group(self, id: str) -> None:
         self.get("group", id)
+        self._writable("group")
         members = [m["user_id"] for m in self.list("membership", {"group_id": id})]
         self.store("assignment").delete("assignment", {"actor_id": id})
         self.store("membership").delete("membership", {"group_id": id})

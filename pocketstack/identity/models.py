@@ -5,8 +5,23 @@ and returned as they came (Keystone's "extras").
 """
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
-from pocketstack.common.db import JSONType, UTCDateTime
+from pocketstack.common.db import JSONType
+from pocketstack.common.db import UTCDateTime as _UTCDateTime
+
+
+class UTCDateTime(_UTCDateTime):
+    """UTC timestamps with microseconds on every engine (MariaDB's DATETIME drops
+    them by default, and revocation compares token issue times to the microsecond)."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
 
 metadata = sa.MetaData()
 SCHEMA_HEAD = "0001"

@@ -114,6 +114,13 @@ class IdentityService(Service):
 
     def bootstrap_catalog(self) -> None:
         ident = self.manager
+        if self.conf.catalog.driver == "templated":
+            from pocketstack.identity.backends import templated
+
+            path = templated.template_path(self.conf)
+            if not os.path.exists(path):
+                with open(path, "w") as f:
+                    f.write(templated.default_template(self.cloud.services.values()))
         if ident.store("service").read_only:
             return
         region = self.conf.region_name
