@@ -1,0 +1,264 @@
+"""Objects on the local file system, durable and streamed.
+
+Layout under ``root``::
+
+    objects/<h[:3]>/<h>     one file per object, h = md5 of "/account/container/object"
+    tmp/                    uploads in progress (same file system, so rename is atomic)
+
+An object's metadata (its name, ETag, Content-Type, timestamp, user metadata)
+is one extended attribute on its file, set on the temporary file *before* it
+is fsync'd and renamed into place: data and metadata appear together, in one
+atomic step, or not at all. A metadata update (POST) replaces that attribute
+in place (setxattr is atomic) and fsyncs. Readers open the file once and keep
+reading the inode they opened even if a writer replaces the name meanwhile.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import msgpack
+
+from pocketstack.common import errors
+
+XATTR = "user.pocketstack.object"
+
+
+def name_hash(account: str, container: str, obj: str) -> str:
+    key = f"/{account}/{container}/{obj}".encode("utf-8", "surrogateescape")
+    return hashlib.md5(key, usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class ObjectMeta:
+    """What is kept with an object's bytes."""
+
+    account: str
+    container: str
+    name: str
+    timestamp: str
+    etag: str
+    content_type: str
+    size: int = 0  # the file's size (for a SLO, the manifest's)
+    headers: dict[str, str] = field(default_factory=dict)  # user-visible extra headers
+    sys: dict = field(default_factory=dict)  # slo: {"size", "etag"}; symlinks etc.
+
+    def pack(self) -> bytes:
+        return msgpack.packb([1, self.account, self.container, self.name, self.timestamp,
+                              self.etag, self.content_type, self.size, self.headers, self.sys])
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> ObjectMeta:
+        (_v, account, container, name, ts, etag, ctype, size, headers,
+         sys) = msgpack.unpackb(raw)
+        return cls(account, container, name, ts, etag, ctype, size, headers, sys)
+
+    @property
+    def delete_at(self) -> int | None:
+        value = self.headers.get("X-Delete-At")
+        return int(value) if value else None
+
+
+class OpenObject:
+    """An open object file: its metadata and positional reads of its bytes."""
+
+    __slots__ = ("fd", "meta", "size", "path")
+
+    def __init__(self, fd: int, meta: ObjectMeta, size: int, path: str):
+        self.fd = fd
+        self.meta = meta
+        self.size = size
+        self.path = path
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    def read_all(self) -> bytes:
+        chunks, offset = [], 0
+        while offset < self.size:
+            data = os.pread(self.fd, self.size - offset, offset)
+            if not data:
+                break
+            chunks.append(data)
+            offset += len(data)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self):
+        self.close()
+
+
+class Writer:
+    """A new object being written to a temporary file; ``commit`` makes it durable."""
+
+    def __init__(self, disk: DiskStore, expected_size: int | None = None):
+        self.disk = disk
+        self.tmp_path = os.path.join(disk.tmp_dir, uuid.uuid4().hex)
+        self.fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                          0o640)
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+        if expected_size and expected_size > 1 << 20:
+            try:
+                os.posix_fallocate(self.fd, 0, expected_size)
+            except OSError:
+                pass
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hash and write (runs in a worker thread for big chunks)."""
+        self.md5.update(data)
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.size += len(data)
+
+    def seal(self, meta: ObjectMeta) -> None:
+        """Attach the metadata and make data + metadata durable (not yet visible)."""
+        if self.size and os.fstat(self.fd).st_size != self.size:
+            os.ftruncate(self.fd, self.size)  # a preallocation larger than the body
+        meta.size = self.size
+        try:
+            os.setxattr(self.fd, XATTR, meta.pack())
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.E2BIG, errno.ERANGE):
+                raise errors.BadRequest("Metadata too large.") from None
+            raise
+        if self.disk.fsync:
+            os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass
+
+
+class DiskStore:
+    def __init__(self, root: str, *, fsync: bool = True):
+        self.root = root
+        self.fsync = fsync
+        self.obj_dir = os.path.join(root, "objects")
+        self.tmp_dir = os.path.join(root, "tmp")
+        self._made: set[str] = set()
+
+    def setup(self) -> None:
+        os.makedirs(self.obj_dir, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        # Uploads that were in progress when the process stopped were never acknowledged.
+        for name in os.listdir(self.tmp_dir):
+            try:
+                os.unlink(os.path.join(self.tmp_dir, name))
+            except OSError:
+                pass
+        probe = os.path.join(self.tmp_dir, "xattr-probe")
+        with open(probe, "wb") as f:
+            try:
+                os.setxattr(f.fileno(), XATTR, b"1")
+            except OSError as exc:
+                raise RuntimeError(f"objectstore root {self.root} does not support user "
+                                   f"extended attributes: {exc}") from None
+        os.unlink(probe)
+
+    def path(self, account: str, container: str, obj: str) -> str:
+        h = name_hash(account, container, obj)
+        return os.path.join(self.obj_dir, h[:3], h)
+
+    def _dir_for(self, path: str) -> str:
+        d = os.path.dirname(path)
+        if d not in self._made:
+            if not os.path.isdir(d):
+                os.makedirs(d, exist_ok=True)
+                self._fsync_dir(self.obj_dir)
+            self._made.add(d)
+        return d
+
+    def _fsync_dir(self, d: str) -> None:
+        if not self.fsync:
+            return
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def writer(self, expected_size: int | None = None) -> Writer:
+        return Writer(self, expected_size)
+
+    def install(self, writer: Writer, path: str) -> None:
+        """Rename a sealed upload into place and make the rename durable."""
+        d = self._dir_for(path)
+        os.rename(writer.tmp_path, path)
+        self._fsync_dir(d)
+
+    def move(self, src: str, dst: str, meta: ObjectMeta) -> None:
+        """Give an existing object a new name (versioning archives the old copy so)."""
+        d = self._dir_for(dst)
+        os.setxattr(src, XATTR, meta.pack())
+        os.rename(src, dst)
+        self._fsync_dir(d)
+        if os.path.dirname(src) != d:
+            self._fsync_dir(os.path.dirname(src))
+
+    def open(self, path: str) -> OpenObject | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            meta = ObjectMeta.unpack(os.getxattr(fd, XATTR))
+            size = os.fstat(fd).st_size
+        except Exception:
+            os.close(fd)
+            raise
+        return OpenObject(fd, meta, size, path)
+
+    def read_meta(self, path: str) -> ObjectMeta | None:
+        try:
+            return ObjectMeta.unpack(os.getxattr(path, XATTR))
+        except FileNotFoundError:
+            return None
+
+    def update_meta(self, path: str, meta: ObjectMeta) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                os.setxattr(fd, XATTR, meta.pack())
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.E2BIG, errno.ERANGE):
+                    raise errors.BadRequest("Metadata too large.") from None
+                raise
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove(self, path: str) -> bool:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        self._fsync_dir(os.path.dirname(path))
+        return True
+
+    def walk(self):
+        """Every stored object's metadata (rebuilding the index after a crash)."""
+        for sub in sorted(os.listdir(self.obj_dir)):
+            d = os.path.join(self.obj_dir, sub)
+            for name in os.listdir(d):
+                meta = self.read_meta(os.path.join(d, name))
+                if meta is not None:
+                    yield meta
