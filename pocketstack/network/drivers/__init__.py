@@ -1,0 +1,19 @@
+"""Data-plane drivers, chosen by ``[network] l2_driver``."""
+
+from __future__ import annotations
+
+import importlib
+
+DRIVERS = {
+    "noop": "pocketstack.network.drivers.noop:NoopDriver",
+    "linuxbridge": "pocketstack.network.drivers.linuxbridge:LinuxBridgeDriver",
+    "openvswitch": "pocketstack.network.drivers.openvswitch:OpenVSwitchDriver",
+}
+
+
+def load(conf):
+    name = conf.network.l2_driver
+    target = DRIVERS.get(name, name)
+    module_name, _, cls_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls(conf)
