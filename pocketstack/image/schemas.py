@@ -139,5 +139,4 @@ MEMBER_UPDATE = {
     "type": "object",
     "properties": {"status": {"type": "string", "enum": ["pending", "accepted", "rejected"]}},
     "required": ["status"],
-    "additionalProperties": False,
 }
