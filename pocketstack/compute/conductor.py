@@ -1,0 +1,690 @@
+"""The conductor: compute's only database user.
+
+It owns the instance records, schedules (filters + an atomic claim on the
+chosen node), allocates ports through the networking service, and drives
+the agents over the bus. Agents reach state only through the methods of
+``ConductorEndpoint`` (``rpcapi.ConductorAPI``); the API process calls the
+``Conductor`` object directly (``[conductor] use_local``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from pocketstack.common import errors, rpc
+from pocketstack.common.db import utcnow
+from pocketstack.compute import models as m
+from pocketstack.compute import rpcapi, scheduler, states
+from pocketstack.compute.integration import ImageAdapter, NetworkAdapter, as_context, context_dict
+from pocketstack.compute.options import default_zone
+
+LOG = logging.getLogger(__name__)
+
+# What an agent may change on an instance.
+AGENT_FIELDS = {"vm_state", "task_state", "power_state", "launched_at", "host", "node",
+                "network_info", "progress", "terminated_at", "root_device_name"}
+QUOTA_RESOURCES = ("instances", "cores", "ram", "metadata_items", "key_pairs",
+                   "server_groups", "server_group_members", "injected_files",
+                   "injected_file_content_bytes", "injected_file_path_length")
+
+
+class NoValidHost(Exception):
+    pass
+
+
+def row(r) -> dict | None:
+    return None if r is None else dict(r._mapping)
+
+
+class Conductor:
+    def __init__(self, service):
+        self.service = service
+        self.conf = service.conf
+        self.db = service.db
+        self.transport = service.transport
+        self.images = ImageAdapter(service.cloud)
+        self.network = NetworkAdapter(service.cloud)
+        self.agents = rpcapi.ComputeAgentAPI(self.transport)
+        self.self_client = rpc.RPCClient(self.transport, rpcapi.CONDUCTOR_TOPIC,
+                                         version=rpcapi.CONDUCTOR_VERSION,
+                                         namespace="build")
+
+    # == services and nodes ===================================================
+
+    def service_up(self, svc: dict, now: datetime.datetime | None = None) -> bool:
+        if svc["forced_down"]:
+            return False
+        seen = svc["last_seen_at"] or svc["updated_at"] or svc["created_at"]
+        if seen is None:
+            return False
+        now = now or utcnow()
+        return (now - seen).total_seconds() <= self.conf.service_down_time
+
+    def report_service(self, host: str, binary: str, topic: str, resources: dict | None,
+                       version: int) -> dict:
+        def txn(s):
+            now = utcnow()
+            found = row(s.execute(sa.select(m.service).where(
+                m.service.c.host == host, m.service.c.binary == binary)).first())
+            if found is None:
+                s.execute(m.service.insert().values(
+                    uuid=str(uuid.uuid4()), host=host, binary=binary, topic=topic,
+                    disabled=False, forced_down=False, version=version, last_seen_at=now,
+                    created_at=now, updated_at=now))
+                found = {"disabled": False}
+            else:
+                s.execute(m.service.update().where(m.service.c.id == found["id"]).values(
+                    last_seen_at=now, version=version))
+            if resources:
+                node = row(s.execute(sa.select(m.compute_node).where(
+                    m.compute_node.c.host == host)).first())
+                values = {k: resources[k] for k in ("vcpus", "memory_mb", "local_gb",
+                                                    "hypervisor_type", "hypervisor_version",
+                                                    "host_ip", "cpu_info")
+                          if k in resources}
+                values["hypervisor_hostname"] = resources.get("hypervisor_hostname") or host
+                if node is None:
+                    s.execute(m.compute_node.insert().values(
+                        uuid=str(uuid.uuid4()), host=host, updated_at=now, **values))
+                else:
+                    s.execute(m.compute_node.update().where(
+                        m.compute_node.c.id == node["id"]).values(updated_at=now, **values))
+            return {"disabled": bool(found["disabled"])}
+
+        return self.db.transaction(txn)
+
+    def recount_host(self, host: str) -> None:
+        """Recompute a node's usage from its instances (after an agent's restart)."""
+        def txn(s):
+            live = sa.and_(m.instance.c.host == host, m.instance.c.deleted.is_(False),
+                           m.instance.c.vm_state != states.SHELVED_OFFLOADED)
+            used = s.execute(sa.select(
+                sa.func.coalesce(sa.func.sum(m.instance.c.vcpus), 0),
+                sa.func.coalesce(sa.func.sum(m.instance.c.memory_mb), 0),
+                sa.func.coalesce(sa.func.sum(m.instance.c.root_gb), 0),
+                sa.func.count()).where(live)).first()
+            # a resize holds the old flavor on its source host until confirmed
+            olds = s.execute(sa.select(m.instance.c.old_flavor).where(
+                m.instance.c.old_host == host, m.instance.c.deleted.is_(False),
+                m.instance.c.old_flavor.is_not(None))).scalars().all()
+            extra = [sum(int(f.get(k, 0)) for f in olds) for k in ("vcpus", "ram", "disk")]
+            s.execute(m.compute_node.update().where(m.compute_node.c.host == host).values(
+                vcpus_used=used[0] + extra[0], memory_mb_used=used[1] + extra[1],
+                local_gb_used=used[2] + extra[2], running_vms=used[3]))
+
+        self.db.transaction(txn)
+
+    # == instances ============================================================
+
+    def get_instance(self, instance_uuid: str, *, project_id: str | None = None,
+                     deleted: bool = False) -> dict:
+        with self.db.reader() as s:
+            stmt = sa.select(m.instance).where(m.instance.c.uuid == instance_uuid)
+            inst = row(s.execute(stmt).first())
+        if inst is None or (inst["deleted"] and not deleted) or (
+                project_id is not None and inst["project_id"] != project_id):
+            raise errors.NotFound(f"Instance {instance_uuid} could not be found.")
+        return inst
+
+    def update_instance(self, instance_uuid: str, values: dict, *,
+                        expected_vm_state: list[str] | None = None,
+                        expected_task_state: list | None = None,
+                        action: str | None = None) -> dict:
+        """Change an instance if it is in an expected state (a compare-and-set)."""
+        def txn(s):
+            stmt = m.instance.update().where(m.instance.c.uuid == instance_uuid,
+                                             m.instance.c.deleted.is_(False))
+            if expected_vm_state is not None:
+                stmt = stmt.where(m.instance.c.vm_state.in_(expected_vm_state))
+            if expected_task_state is not None:
+                wanted = [t for t in expected_task_state if t is not None]
+                cond = m.instance.c.task_state.in_(wanted) if wanted else sa.false()
+                if None in expected_task_state:
+                    cond = sa.or_(cond, m.instance.c.task_state.is_(None))
+                stmt = stmt.where(cond)
+            result = s.execute(stmt.values(updated_at=utcnow(), **values))
+            current = row(s.execute(sa.select(m.instance).where(
+                m.instance.c.uuid == instance_uuid)).first())
+            if current is None or current["deleted"]:
+                raise errors.NotFound(f"Instance {instance_uuid} could not be found.")
+            if result.rowcount != 1:
+                raise StateConflict(current)
+            return current
+
+        return self.db.transaction(txn)
+
+    def record_action(self, ctx, instance_uuid: str, action: str, *, s=None,
+                      message: str | None = None) -> None:
+        values = dict(instance_uuid=instance_uuid, action=action,
+                      request_id=ctx.get("request_id") if isinstance(ctx, dict)
+                      else ctx.request_id,
+                      user_id=ctx.get("user_id") if isinstance(ctx, dict) else ctx.user_id,
+                      project_id=ctx.get("project_id") if isinstance(ctx, dict)
+                      else ctx.project_id,
+                      start_time=utcnow(), updated_at=utcnow(), message=message,
+                      events=[])
+        if s is not None:
+            s.execute(m.instance_action.insert().values(**values))
+        else:
+            self.db.transaction(lambda s2: s2.execute(m.instance_action.insert().values(
+                **values)))
+
+    def finish_action(self, instance_uuid: str, result: str, host: str | None,
+                      traceback: str | None = None) -> None:
+        def txn(s):
+            last = row(s.execute(sa.select(m.instance_action).where(
+                m.instance_action.c.instance_uuid == instance_uuid).order_by(
+                m.instance_action.c.id.desc()).limit(1)).first())
+            if last is None:
+                return
+            now = utcnow()
+            event = {"event": f"compute_{last['action']}", "start_time": now.isoformat(),
+                     "finish_time": now.isoformat(), "result": result, "host": host,
+                     "traceback": traceback}
+            s.execute(m.instance_action.update().where(
+                m.instance_action.c.id == last["id"]).values(
+                events=[*last["events"], event], updated_at=now,
+                message="Error" if result == "Error" else last["message"]))
+        self.db.transaction(txn)
+
+    # -- quotas --------------------------------------------------------------
+
+    def quota_limits(self, project_id: str, s=None) -> dict[str, int]:
+        defaults = {r: getattr(self.conf.quota, r) for r in QUOTA_RESOURCES}
+        def read(sess):
+            return sess.execute(sa.select(m.quota.c.resource, m.quota.c.hard_limit).where(
+                m.quota.c.project_id == project_id)).all()
+        if s is None:
+            with self.db.reader() as sess:
+                rows = read(sess)
+        else:
+            rows = read(s)
+        defaults.update({r: v for r, v in rows})
+        return defaults
+
+    def usage(self, s, project_id: str) -> dict[str, int]:
+        used = s.execute(sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(m.instance.c.vcpus), 0),
+            sa.func.coalesce(sa.func.sum(m.instance.c.memory_mb), 0)).where(
+            m.instance.c.project_id == project_id, m.instance.c.deleted.is_(False))).first()
+        groups = s.execute(sa.select(sa.func.count()).select_from(m.server_group).where(
+            m.server_group.c.project_id == project_id)).scalar()
+        return {"instances": used[0], "cores": int(used[1]), "ram": int(used[2]),
+                "server_groups": groups}
+
+    def lock_project(self, s, project_id: str) -> None:
+        """Serialise quota checks of a project on every engine."""
+        updated = s.execute(m.project_lock.update().where(
+            m.project_lock.c.project_id == project_id).values(
+            generation=m.project_lock.c.generation + 1)).rowcount
+        if not updated:
+            try:
+                with s.begin_nested():
+                    s.execute(m.project_lock.insert().values(project_id=project_id,
+                                                             generation=1))
+            except sa.exc.IntegrityError:
+                s.execute(m.project_lock.update().where(
+                    m.project_lock.c.project_id == project_id).values(
+                    generation=m.project_lock.c.generation + 1))
+
+    def check_quota(self, s, project_id: str, deltas: dict[str, int]) -> None:
+        limits = self.quota_limits(project_id, s)
+        used = self.usage(s, project_id)
+        over = [r for r, d in deltas.items()
+                if d > 0 and limits.get(r, -1) >= 0 and used.get(r, 0) + d > limits[r]]
+        if over:
+            r = over[0]
+            raise errors.Forbidden(
+                f"Quota exceeded for {', '.join(over)}: Requested {deltas[r]}, but already "
+                f"used {used.get(r, 0)} of {limits[r]} {r}", kind="forbidden")
+
+    # -- create --------------------------------------------------------------
+
+    def create_instances(self, ctx, base: dict, count: int, group_id: int | None,
+                         min_count: int) -> list[dict]:
+        """Insert the instance rows (quota-checked) in one transaction."""
+        def txn(s):
+            self.lock_project(s, base["project_id"])
+            limits = self.quota_limits(base["project_id"], s)
+            used = self.usage(s, base["project_id"])
+            flavor = base["flavor"]
+            n = count
+            # max_count: as many as the quota allows, at least min_count
+            for resource, per in (("instances", 1), ("cores", flavor["vcpus"]),
+                                  ("ram", flavor["ram"])):
+                limit = limits[resource]
+                if limit < 0 or per == 0:
+                    continue
+                room = (limit - used[resource]) // per
+                if room < n:
+                    n = max(room, 0)
+            if n < min_count:
+                deltas = {"instances": min_count, "cores": flavor["vcpus"] * min_count,
+                          "ram": flavor["ram"] * min_count}
+                self.check_quota(s, base["project_id"], deltas)
+            if group_id is not None:
+                members = s.execute(sa.select(sa.func.count()).select_from(
+                    m.server_group_member).where(
+                    m.server_group_member.c.group_id == group_id)).scalar()
+                if limits["server_group_members"] >= 0 and \
+                        members + n > limits["server_group_members"]:
+                    raise errors.Forbidden("Quota exceeded, too many servers in group",
+                                           kind="forbidden")
+            now = utcnow()
+            created = []
+            reservation = base["reservation_id"]
+            for index in range(n):
+                values = dict(base)
+                values.update(uuid=str(uuid.uuid4()), launch_index=index,
+                              created_at=now, updated_at=now, reservation_id=reservation)
+                if n > 1 and base.get("_multi_names"):
+                    values["display_name"] = f"{base['display_name']}-{index + 1}"
+                    values["hostname"] = f"{base['hostname']}-{index + 1}"
+                values.pop("_multi_names", None)
+                s.execute(m.instance.insert().values(**values))
+                if group_id is not None:
+                    s.execute(m.server_group_member.insert().values(
+                        group_id=group_id, instance_uuid=values["uuid"]))
+                self.record_action(ctx, values["uuid"], "create", s=s)
+                created.append(values)
+            return created
+
+        return self.db.transaction(txn)
+
+    def start_build(self, ctx, instance_uuids: list[str]) -> None:
+        self.self_client.cast(context_dict(ctx) if not isinstance(ctx, dict) else ctx,
+                              "build_instances", instance_uuids=instance_uuids)
+
+    # -- scheduling ----------------------------------------------------------
+
+    def host_states(self, s) -> list[scheduler.HostState]:
+        now = utcnow()
+        services = {r.host: row(r) for r in s.execute(sa.select(m.service).where(
+            m.service.c.binary == "pocketstack-compute")).all()}
+        aggs: dict[str, list[dict]] = {}
+        for agg_meta, host in s.execute(sa.select(m.aggregate.c.meta, m.aggregate_host.c.host)
+                                        .join(m.aggregate_host)).all():
+            aggs.setdefault(host, []).append(agg_meta)
+        result = []
+        default_az = default_zone(self.conf)
+        for node in s.execute(sa.select(m.compute_node)).all():
+            svc = services.get(node.host)
+            if svc is None:
+                continue
+            metas = aggs.get(node.host, [])
+            zone = next((md["availability_zone"] for md in metas
+                         if md.get("availability_zone")), default_az)
+            result.append(scheduler.HostState(
+                host=node.host, node=node.hypervisor_hostname, vcpus=node.vcpus,
+                memory_mb=node.memory_mb, local_gb=node.local_gb, vcpus_used=node.vcpus_used,
+                memory_mb_used=node.memory_mb_used, local_gb_used=node.local_gb_used,
+                up=self.service_up(svc, now), disabled=svc["disabled"], availability_zone=zone,
+                aggregate_metadata=metas, hypervisor_type=node.hypervisor_type,
+                cpu_info=node.cpu_info or {}, running_vms=node.running_vms))
+        return result
+
+    def host_zone(self, s, host: str) -> str:
+        for meta in s.execute(sa.select(m.aggregate.c.meta).join(m.aggregate_host).where(
+                m.aggregate_host.c.host == host)).scalars():
+            if meta.get("availability_zone"):
+                return meta["availability_zone"]
+        return default_zone(self.conf)
+
+    def claim(self, s, host: str, vcpus: int, ram: int, disk: int) -> bool:
+        """Take resources on a node if they fit its ratios: one atomic UPDATE."""
+        conf = self.conf
+        n = m.compute_node.c
+        result = s.execute(m.compute_node.update().where(
+            n.host == host,
+            n.vcpus_used + vcpus <= n.vcpus * conf.cpu_allocation_ratio,
+            n.memory_mb_used + ram <= (n.memory_mb - conf.reserved_host_memory_mb)
+            * conf.ram_allocation_ratio,
+            n.local_gb_used + disk <= n.local_gb * conf.disk_allocation_ratio,
+        ).values(vcpus_used=n.vcpus_used + vcpus, memory_mb_used=n.memory_mb_used + ram,
+                 local_gb_used=n.local_gb_used + disk, running_vms=n.running_vms + 1))
+        return result.rowcount == 1
+
+    def release(self, s, host: str | None, flavor: dict | None, *, vm: bool = True) -> None:
+        if not host or not flavor:
+            return
+        n = m.compute_node.c
+        s.execute(m.compute_node.update().where(n.host == host).values(
+            vcpus_used=sa.func.max(n.vcpus_used - int(flavor.get("vcpus", 0)), 0)
+            if self.db.dialect == "sqlite" else
+            sa.func.greatest(n.vcpus_used - int(flavor.get("vcpus", 0)), 0),
+            memory_mb_used=n.memory_mb_used - int(flavor.get("ram", 0)),
+            local_gb_used=n.local_gb_used - int(flavor.get("disk", 0)),
+            running_vms=n.running_vms - (1 if vm else 0)))
+
+    def request_spec(self, s, inst: dict, flavor: dict) -> scheduler.RequestSpec:
+        rs = inst["request_spec"] or {}
+        spec = scheduler.RequestSpec(
+            vcpus=int(flavor["vcpus"]), memory_mb=int(flavor["ram"]),
+            disk_gb=int(flavor["disk"]) + int(flavor.get("ephemeral", 0)),
+            extra_specs=flavor.get("extra_specs") or {},
+            image_properties=rs.get("image_properties") or {},
+            availability_zone=rs.get("availability_zone"), force_host=rs.get("force_host"))
+        hints = rs.get("scheduler_hints") or {}
+        for key, attr in (("same_host", "same_host"), ("different_host", "different_host")):
+            wanted = hints.get(key)
+            if wanted:
+                wanted = [wanted] if isinstance(wanted, str) else wanted
+                hosts = s.execute(sa.select(m.instance.c.host).where(
+                    m.instance.c.uuid.in_(wanted), m.instance.c.deleted.is_(False))).scalars()
+                setattr(spec, attr, {h for h in hosts if h})
+        group_uuid = rs.get("group")
+        if group_uuid:
+            q = sa.select(m.server_group).where(m.server_group.c.uuid == group_uuid)
+            if self.db.dialect != "sqlite":
+                q = q.with_for_update()
+            group = row(s.execute(q).first())
+            if group is not None:
+                spec.group_policy = group["policy"]
+                spec.group_max_per_host = int((group["rules"] or {}).get(
+                    "max_server_per_host", 1))
+                member_hosts = s.execute(sa.select(m.instance.c.host).join(
+                    m.server_group_member,
+                    m.server_group_member.c.instance_uuid == m.instance.c.uuid).where(
+                    m.server_group_member.c.group_id == group["id"],
+                    m.instance.c.deleted.is_(False), m.instance.c.host.is_not(None),
+                    m.instance.c.uuid != inst["uuid"])).scalars().all()
+                spec.group_hosts = set(member_hosts)
+                for h in member_hosts:
+                    spec.group_host_counts[h] = spec.group_host_counts.get(h, 0) + 1
+                if spec.group_policy.startswith("soft-"):
+                    spec.group_policy = None
+        return spec
+
+    def schedule(self, s, inst: dict, flavor: dict, *, ignore: set[str] | None = None,
+                 force_host: str | None = None) -> str:
+        spec = self.request_spec(s, inst, flavor)
+        if ignore:
+            spec.ignore_hosts = set(ignore)
+        if force_host:
+            spec.force_host = force_host
+            spec.availability_zone = None
+        hosts = scheduler.filter_hosts(self.host_states(s), spec, self.conf)
+        for host in scheduler.weigh_hosts(hosts, spec, self.conf):
+            if self.claim(s, host.host, spec.vcpus, spec.memory_mb, spec.disk_gb):
+                return host.host
+        raise NoValidHost("No valid host was found. There are not enough hosts available.")
+
+    # == the build ===========================================================
+
+    def build_instances(self, ctx: dict, instance_uuids: list[str]) -> None:
+        for instance_uuid in instance_uuids:
+            try:
+                self.build_one(ctx, instance_uuid)
+            except Exception as exc:  # noqa: BLE001 - the server must not stay in BUILD
+                LOG.exception("building %s", instance_uuid)
+                self.set_error(instance_uuid, str(exc) or exc.__class__.__name__, 500)
+
+    def build_one(self, ctx: dict, instance_uuid: str) -> None:
+        def place(s):
+            inst = row(s.execute(sa.select(m.instance).where(
+                m.instance.c.uuid == instance_uuid)).first())
+            if inst is None or inst["deleted"] or inst["vm_state"] != states.BUILDING \
+                    or inst["task_state"] not in (states.SCHEDULING, None) or inst["host"]:
+                return None
+            host = self.schedule(s, inst, inst["flavor"])
+            zone = self.host_zone(s, host)
+            s.execute(m.instance.update().where(m.instance.c.uuid == instance_uuid).values(
+                host=host, node=host, availability_zone=zone,
+                task_state=states.NETWORKING, updated_at=utcnow()))
+            inst.update(host=host, node=host, availability_zone=zone,
+                        task_state=states.NETWORKING)
+            return inst
+
+        try:
+            inst = self.db.transaction(place)
+        except NoValidHost as exc:
+            self.set_error(instance_uuid, str(exc), 500, details="")
+            return
+        if inst is None:
+            return
+        uctx = as_context(ctx, inst["project_id"], inst["user_id"])
+        rs = inst["request_spec"] or {}
+        try:
+            network_info = self.network.allocate(uctx, inst, inst["host"],
+                                                 rs.get("networks", "none"),
+                                                 inst["security_groups"] or [])
+        except Exception as exc:  # noqa: BLE001
+            LOG.warning("allocating network for %s: %s", instance_uuid, exc)
+            self.set_error(instance_uuid, f"Build of instance {instance_uuid} aborted: "
+                           f"Failed to allocate the network(s): {exc}", 500, release=True)
+            return
+        try:
+            inst = self.update_instance(instance_uuid, {"network_info": network_info,
+                                                        "task_state": states.SPAWNING},
+                                        expected_task_state=[states.NETWORKING])
+        except (StateConflict, errors.NotFound):
+            # deleted while we allocated: give the ports back
+            self.network.deallocate(uctx, network_info)
+            self.maybe_finish_unscheduled_delete(instance_uuid)
+            return
+        self.agents.cast(ctx, inst["host"], "build_and_run_instance",
+                         instance=self.agent_view(inst),
+                         image_meta=rs.get("image_meta") or {},
+                         network_info=network_info,
+                         block_device_info=self.block_device_info(inst),
+                         admin_password=rs.get("admin_password"))
+
+    def maybe_finish_unscheduled_delete(self, instance_uuid: str) -> None:
+        try:
+            inst = self.get_instance(instance_uuid)
+        except errors.NotFound:
+            return
+        if inst["task_state"] == states.DELETING:
+            self.destroyed(instance_uuid, inst["host"])
+
+    def block_device_info(self, inst: dict) -> dict:
+        return {"root_device_name": inst.get("root_device_name") or "/dev/vda",
+                "block_device_mapping": [b for b in inst["block_devices"] or []
+                                         if b.get("volume_id")],
+                "ephemerals": [], "swap": None}
+
+    def agent_view(self, inst: dict) -> dict:
+        """The instance as an agent receives it (no database objects)."""
+        flavor = inst["flavor"]
+        return {"uuid": inst["uuid"], "id": inst["id"],
+                "name": self.conf.instance_name_template % inst["id"],
+                "hostname": inst["hostname"], "display_name": inst["display_name"],
+                "flavor": flavor, "image_ref": inst["image_ref"], "key_data": inst["key_data"],
+                "user_data": inst["user_data"], "metadata": inst["meta"],
+                "project_id": inst["project_id"], "user_id": inst["user_id"],
+                "vm_state": inst["vm_state"], "task_state": inst["task_state"],
+                "power_state": inst["power_state"], "host": inst["host"],
+                "network_info": inst["network_info"] or [],
+                "availability_zone": inst["availability_zone"],
+                "old_flavor": inst["old_flavor"], "new_flavor": inst["new_flavor"],
+                "old_host": inst["old_host"]}
+
+    def set_error(self, instance_uuid: str, message: str, code: int, *, details: str = "",
+                  release: bool = False) -> None:
+        def txn(s):
+            inst = row(s.execute(sa.select(m.instance).where(
+                m.instance.c.uuid == instance_uuid)).first())
+            if inst is None or inst["deleted"]:
+                return None
+            fault = {"code": code, "message": message, "details": details,
+                     "created": utcnow().isoformat()}
+            values = {"vm_state": states.ERROR, "fault": fault, "updated_at": utcnow()}
+            if inst["task_state"] != states.DELETING:
+                values["task_state"] = None
+            if release and inst["host"]:
+                self.release(s, inst["host"], inst["flavor"])
+                values["host"] = None
+                values["node"] = None
+            s.execute(m.instance.update().where(m.instance.c.uuid == instance_uuid)
+                      .values(**values))
+            return inst
+
+        inst = self.db.transaction(txn)
+        if inst is not None:
+            self.finish_action(instance_uuid, "Error", inst["host"], message)
+            if inst["task_state"] == states.DELETING:
+                self.maybe_finish_unscheduled_delete(instance_uuid)
+
+    # == delete ==============================================================
+
+    def destroyed(self, instance_uuid: str, host: str | None) -> None:
+        """The guest is gone (or never existed): free everything, mark deleted."""
+        def txn(s):
+            inst = row(s.execute(sa.select(m.instance).where(
+                m.instance.c.uuid == instance_uuid)).first())
+            if inst is None or inst["deleted"]:
+                return None
+            if inst["host"] and inst["vm_state"] != states.SHELVED_OFFLOADED:
+                self.release(s, inst["host"], inst["flavor"])
+            if inst["old_host"] and inst["old_flavor"]:
+                self.release(s, inst["old_host"], inst["old_flavor"], vm=False)
+            now = utcnow()
+            s.execute(m.instance.update().where(m.instance.c.uuid == instance_uuid).values(
+                deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED,
+                task_state=None, power_state=0, updated_at=now))
+            s.execute(m.server_group_member.delete().where(
+                m.server_group_member.c.instance_uuid == instance_uuid))
+            return inst
+
+        inst = self.db.transaction(txn)
+        if inst is not None and inst["network_info"]:
+            uctx = as_context(None, inst["project_id"], inst["user_id"])
+            self.network.deallocate(uctx, inst["network_info"])
+
+    def delete_instance(self, ctx, inst: dict) -> None:
+        """Start a delete; it always ends (locally when the host is gone)."""
+        host = inst["host"]
+        if not host or inst["vm_state"] == states.SHELVED_OFFLOADED or not self.host_up(host):
+            self.destroyed(inst["uuid"], host)
+            return
+        self.agents.cast(context_dict(ctx), host, "terminate_instance",
+                         instance=self.agent_view(inst))
+
+    def host_up(self, host: str) -> bool:
+        with self.db.reader() as s:
+            svc = row(s.execute(sa.select(m.service).where(
+                m.service.c.host == host, m.service.c.binary == "pocketstack-compute")).first())
+        return svc is not None and self.service_up(svc)
+
+    # == recovery at start ===================================================
+
+    def recover(self) -> None:
+        """After a restart: builds that never reached a host are scheduled again."""
+        with self.db.reader() as s:
+            pending = s.execute(sa.select(m.instance.c.uuid, m.instance.c.task_state).where(
+                m.instance.c.deleted.is_(False), m.instance.c.host.is_(None),
+                m.instance.c.task_state.is_not(None))).all()
+        rebuild = []
+        for instance_uuid, task_state in pending:
+            if task_state == states.DELETING:
+                self.destroyed(instance_uuid, None)
+            elif task_state in (states.SCHEDULING, states.NETWORKING):
+                rebuild.append(instance_uuid)
+            else:
+                try:
+                    self.update_instance(instance_uuid, {"task_state": None})
+                except (StateConflict, errors.NotFound):
+                    pass
+        if rebuild:
+            self.start_build({"internal": True}, rebuild)
+
+
+class StateConflict(Exception):
+    def __init__(self, instance: dict):
+        self.instance = instance
+        super().__init__(instance["uuid"])
+
+
+class ConductorEndpoint:
+    """What agents may ask of the conductor (interface ``rpcapi.CONDUCTOR_VERSION``)."""
+
+    target_version = rpcapi.CONDUCTOR_VERSION
+
+    def __init__(self, conductor: Conductor):
+        self.c = conductor
+
+    def report_service(self, ctx, host, binary, topic, resources, version, **_):
+        result = self.c.report_service(host, binary, topic, resources, version)
+        with self.c.db.reader() as s:
+            metas = s.execute(sa.select(m.aggregate.c.meta).join(m.aggregate_host).where(
+                m.aggregate_host.c.host == host)).scalars().all()
+        result["aggregates"] = list(metas)
+        return result
+
+    @rpc.wants_version
+    def instance_update(self, ctx, instance_uuid, updates=None, values=None,
+                        expected_task_state: Any = "<any>", _version="1.0"):
+        # 1.0 agents send ``values`` and no expected state; 1.1+ send ``updates``.
+        changes = dict(updates if updates is not None else values or {})
+        unknown = set(changes) - AGENT_FIELDS
+        if unknown:
+            raise ValueError(f"agents may not change {sorted(unknown)}")
+        for key in ("launched_at", "terminated_at"):
+            if changes.get(key) == "now":
+                changes[key] = utcnow()
+            elif isinstance(changes.get(key), str):
+                changes[key] = datetime.datetime.fromisoformat(changes[key])
+        expected = None
+        if expected_task_state != "<any>" and rpc.parse_version(_version) >= (1, 1):
+            expected = expected_task_state if isinstance(expected_task_state, list) \
+                else [expected_task_state]
+        try:
+            inst = self.c.update_instance(instance_uuid, changes, expected_task_state=expected)
+        except StateConflict as exc:
+            return {"updated": False, "task_state": exc.instance["task_state"]}
+        if changes.get("task_state", "x") is None:
+            self.c.finish_action(instance_uuid, "Success", inst["host"])
+        return {"updated": True, "task_state": inst["task_state"]}
+
+    def build_failed(self, ctx, instance_uuid, host, reason, **_):
+        try:
+            inst = self.c.get_instance(instance_uuid)
+        except errors.NotFound:
+            return None
+        self.c.set_error(instance_uuid, reason, 500, release=True)
+        uctx = as_context(ctx, inst["project_id"], inst["user_id"])
+        self.c.network.deallocate(uctx, inst["network_info"] or [])
+        self.c.update_instance(instance_uuid, {"network_info": []}) \
+            if inst["task_state"] != states.DELETING else None
+        return None
+
+    def operation_failed(self, ctx, instance_uuid, operation, reason, updates, **_):
+        try:
+            self.c.update_instance(instance_uuid, dict(updates or {}))
+        except (StateConflict, errors.NotFound):
+            pass
+        self.c.finish_action(instance_uuid, "Error", None, reason)
+        return None
+
+    def instance_destroyed(self, ctx, instance_uuid, host, **_):
+        self.c.destroyed(instance_uuid, host)
+
+    def host_instances(self, ctx, host, **_):
+        with self.c.db.reader() as s:
+            rows = s.execute(sa.select(m.instance).where(
+                m.instance.c.host == host, m.instance.c.deleted.is_(False))).all()
+        return [self.c.agent_view(row(r)) for r in rows]
+
+    def upload_snapshot(self, ctx, instance_uuid, image_id, data_b64, **_):
+        inst = self.c.get_instance(instance_uuid, deleted=True)
+        uctx = as_context(ctx, inst["project_id"], inst["user_id"])
+        self.c.images.upload(uctx, image_id, base64.b64decode(data_b64))
+
+
+class BuildEndpoint:
+    """Work the API hands to the conductor's own workers (not for agents)."""
+
+    namespace = "build"
+    target_version = rpcapi.CONDUCTOR_VERSION
+
+    def __init__(self, conductor: Conductor):
+        self.c = conductor
+
+    def build_instances(self, ctx, instance_uuids, **_):
+        self.c.build_instances(ctx, instance_uuids)
