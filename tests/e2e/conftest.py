@@ -52,3 +52,60 @@ def unprivileged_user(tmp_path):
         yield {"name": name, "uid": entry.pw_uid, "gid": entry.pw_gid, "conf": conf_path}
     finally:
         os.unlink(sudoers)
+
+
+GUEST_CACHE = os.environ.get("POCKETSTACK_GUEST_CACHE", "/var/tmp/pocketstack-test-guest")
+
+
+@pytest.fixture(scope="session")
+def guest_image():
+    """The guest image, built once (and cached across runs by its inputs)."""
+    require_root()
+    require_binaries("apt-get", "dpkg-deb", "mkfs.ext4", "readelf")
+    from pocketstack.guest import builder
+
+    return builder.cached_image(GUEST_CACHE)
+
+
+def make_conf(state_path: str, **overrides):
+    """A configuration with just what the data-plane pieces read."""
+    from oslo_config import cfg
+
+    from pocketstack import rootwrap
+
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("state_path"), cfg.StrOpt("host", default="e2e-host")])
+    rootwrap.register_opts(conf)
+    conf([])
+    conf.set_override("state_path", state_path)
+    for key, value in overrides.items():
+        group, _, name = key.rpartition(".")
+        conf.set_override(name, value, group=group or None)
+    return conf
+
+
+def host_leftovers(tag: str) -> list[str]:
+    """Host objects whose names contain ``tag``: namespaces, links, mounts,
+    loop devices, processes, cgroups."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if tag in line]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found += [f"link {line}" for line in links.splitlines() if tag in line]
+    with open("/proc/mounts") as f:
+        found += [f"mount {line.strip()}" for line in f if tag in line]
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    found += [f"loop {line}" for line in loops.splitlines() if tag in line]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/cgroup") as f:
+                cg = f.read()
+        except OSError:
+            continue
+        if (tag in cmd and "pytest" not in cmd) or tag in cg:
+            found.append(f"process {pid} {cmd[:100]}")
+    return found

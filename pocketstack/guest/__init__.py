@@ -1,0 +1,1 @@
+"""The pocketstack guest: a small bootable Linux root file system image."""
