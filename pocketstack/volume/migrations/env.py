@@ -1,0 +1,5 @@
+from alembic import context
+
+from pocketstack.common.db import run_migrations_online
+
+run_migrations_online(context)
