@@ -282,6 +282,21 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                                     "is specified", kind="HTTPBadRequest")
         return owner
 
+    ADMIN_ONLY_FIELDS = {
+        "network": ("provider:network_type", "provider:physical_network",
+                    "provider:segmentation_id"),
+        "port": ("binding:host_id", "binding:profile", "binding:vif_type",
+                 "binding:vif_details"),
+    }
+
+    def scrub(self, ctx: RequestContext, kind: str, item: dict) -> dict:
+        """Drop the attributes only an admin may read (as Neutron's policy does)."""
+        if ctx.is_admin or kind not in self.ADMIN_ONLY_FIELDS:
+            return item
+        for name in self.ADMIN_ONLY_FIELDS[kind]:
+            item.pop(name, None)
+        return item
+
     @staticmethod
     def now():
         return utcnow().replace(microsecond=0)
@@ -497,7 +512,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         row = self.run(txn)
         network = render.network(row, [])
         self.notify("network_created", network)
-        return network
+        return self.scrub(ctx, "network", dict(network))
 
     def max_mtu(self, ntype: str) -> int:
         mtu = self.conf.global_physnet_mtu
@@ -641,7 +656,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
     def get_network(self, ctx: RequestContext, id: str, fields=None) -> dict:
         with self.db.reader() as s:
             row = self.fetch(s, ctx, "network", N, id)
-            return self.render_networks(s, [row])[0]
+            return self.scrub(ctx, "network", self.render_networks(s, [row])[0])
 
     def find_network(self, ctx: RequestContext, name_or_id: str) -> dict:
         try:
@@ -673,8 +688,12 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                   page_reverse=False):
         """The API's list: (items, more)."""
         table, renderer, extra = self.listing(kind, ctx)
-        return self.query(ctx, kind, table, filters, sorts=sorts, limit=limit, marker=marker,
-                          page_reverse=page_reverse, extra=extra, renderer=renderer)
+        items, more = self.query(ctx, kind, table, filters, sorts=sorts, limit=limit,
+                                 marker=marker, page_reverse=page_reverse, extra=extra,
+                                 renderer=renderer)
+        if not ctx.is_admin and kind in self.ADMIN_ONLY_FIELDS:
+            items = [self.scrub(ctx, kind, i) for i in items]
+        return items, more
 
     def listing(self, kind: str, ctx):
         if kind == "network":
@@ -727,7 +746,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
 
         network = self.run(txn)
         self.notify("network_updated", network)
-        return network
+        return self.scrub(ctx, "network", dict(network))
 
     def delete_network(self, ctx: RequestContext, id: str) -> None:
         def txn(s):
@@ -1074,7 +1093,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
 
     def get_port(self, ctx: RequestContext, id: str) -> dict:
         with self.db.reader() as s:
-            return render.port(self.fetch(s, ctx, "port", P, id))
+            return self.scrub(ctx, "port", render.port(self.fetch(s, ctx, "port", P, id)))
 
     def list_ports(self, ctx: RequestContext, filters: dict | None = None, **page) -> list:
         return self.list_page(ctx, "port", filters, **page)[0]
@@ -1348,7 +1367,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         port = render.port(row)
         net = sg_ids_cache["net"]
         self.notify("port_created", port, render.network(net, []))
-        return port
+        return self.scrub(ctx, "port", dict(port))
 
     def update_port(self, ctx: RequestContext, id: str, body: dict) -> dict:
         data = A.convert("port", PORT_ATTRS, {"port": body}, update=True)
@@ -1477,7 +1496,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         if "unbound" in events:
             self.notify("port_unbound", port, events["unbound"])
         self.notify("port_updated", port, net)
-        return port
+        return self.scrub(ctx, "port", dict(port))
 
     def delete_port(self, ctx: RequestContext, id: str, *, l3_port_check: bool = True) -> None:
         def txn(s):
