@@ -39,6 +39,15 @@ def as_context(ctx: RequestContext | dict | None, project_id: str | None = None,
                           internal=True)
 
 
+def service_context(ctx: RequestContext | dict | None, project_id: str | None,
+                    user_id: str | None = None) -> RequestContext:
+    """Compute acting for a project in another service (port binding is admin-only)."""
+    base = as_context(ctx)
+    return RequestContext(request_id=base.request_id, user_id=user_id or base.user_id,
+                          project_id=project_id, roles=["admin", "member", "reader"],
+                          internal=True)
+
+
 def context_dict(ctx: RequestContext) -> dict:
     return {"request_id": ctx.request_id, "user_id": ctx.user_id,
             "project_id": ctx.project_id, "roles": list(ctx.roles),
@@ -117,7 +126,26 @@ class ImageAdapter:
         manager = self.manager
         if manager is None:
             return
-        manager.upload(ctx, image_id, data)
+        result = manager.upload(ctx, image_id, _chunks(data), size=len(data)) \
+            if _is_async(manager.upload) else manager.upload(ctx, image_id, data)
+        if hasattr(result, "__await__"):
+            import asyncio
+
+            asyncio.run(_await(result))
+
+
+def _is_async(fn) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(fn)
+
+
+async def _chunks(data: bytes):
+    yield data
+
+
+async def _await(awaitable):
+    return await awaitable
 
 
 class NetworkAdapter:
@@ -184,11 +212,14 @@ class NetworkAdapter:
         if manager is None or requested == "none":
             return []
         if requested == "auto" or requested == []:
-            if requested == [] and not self._has_networks(ctx):
+            if requested == [] and not self._has_networks(ctx, instance["project_id"]):
                 return []
             net = _plain(self._call(("get_auto_allocated_topology",
-                                     "auto_allocated_topology"), ctx, ctx.project_id))
+                                     "auto_allocated_topology"),
+                                    service_context(ctx, instance["project_id"]),
+                                    instance["project_id"]))
             requested = [{"uuid": net.get("network_id") or net.get("id")}]
+        ctx = service_context(ctx, instance["project_id"], instance["user_id"])
         sg_ids = [self.security_group_id(ctx, n) for n in security_groups] \
             if security_groups else None
         created: list[dict] = []
@@ -201,7 +232,8 @@ class NetworkAdapter:
                     port = _plain(self._call(("update_port",), ctx, req["port"], binding))
                     port["_preserve"] = True
                 else:
-                    body = {"network_id": req["uuid"], "admin_state_up": True, **binding}
+                    body = {"network_id": req["uuid"], "admin_state_up": True,
+                            "project_id": instance["project_id"], **binding}
                     if req.get("fixed_ip"):
                         body["fixed_ips"] = [{"ip_address": req["fixed_ip"]}]
                     if sg_ids is not None:
@@ -209,20 +241,24 @@ class NetworkAdapter:
                     port = _plain(self._call(("create_port",), ctx, body))
                 created.append(port)
         except Exception:
-            self.deallocate(ctx, [self.vif(p) for p in created])
+            self.deallocate(ctx, [self.vif(ctx, p) for p in created])
             raise
-        return [self.vif(p) for p in created]
+        return [self.vif(ctx, p) for p in created]
 
-    def _has_networks(self, ctx: RequestContext) -> bool:
-        return False
-
-    def vif(self, port: dict) -> dict:
-        net_id = port.get("network_id")
-        network = {}
+    def _has_networks(self, ctx: RequestContext, project_id: str) -> bool:
+        """Before 2.37 no ``networks`` meant: the project's networks if it has any."""
         try:
-            network = _plain(self._call(("get_network",), as_context(None, None), net_id)) \
-                if False else {}
-        except Exception:  # noqa: BLE001
+            nets = self._call(("list_networks",), service_context(ctx, project_id),
+                              {"project_id": project_id})
+        except errors.ApiError:
+            return False
+        return bool(nets)
+
+    def vif(self, ctx: RequestContext, port: dict) -> dict:
+        net_id = port.get("network_id")
+        try:
+            network = _plain(self._call(("get_network",), ctx, net_id))
+        except Exception:  # noqa: BLE001 - the label falls back to the id
             network = {}
         subnets: dict[str, dict] = {}
         for ip in port.get("fixed_ips") or []:
@@ -242,8 +278,9 @@ class NetworkAdapter:
                 "floating_ips": []}
 
     def deallocate(self, ctx: RequestContext, network_info: list[dict]) -> None:
-        if self.manager is None:
+        if self.manager is None or not network_info:
             return
+        ctx = service_context(ctx, ctx.project_id)
         for vif in network_info:
             try:
                 if vif.get("preserve_on_delete"):
@@ -259,6 +296,7 @@ class NetworkAdapter:
     def bind_host(self, ctx: RequestContext, network_info: list[dict], host: str) -> None:
         if self.manager is None:
             return
+        ctx = service_context(ctx, ctx.project_id)
         for vif in network_info:
             self._call(("update_port",), ctx, vif["id"], {"binding:host_id": host})
 

@@ -22,7 +22,7 @@ def default_zone(conf: cfg.ConfigOpts) -> str:
     """Zone of hosts that no aggregate puts in a zone (``[DEFAULT]
     default_availability_zone``, shared with block storage; "nova" when unset)."""
     try:
-        return default_zone(conf) or "nova"
+        return conf.default_availability_zone or "nova"
     except cfg.NoSuchOptError:
         return "nova"
 
