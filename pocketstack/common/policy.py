@@ -37,14 +37,56 @@ def policy_file(conf: cfg.ConfigOpts, service: str) -> str:
                         f"{service}.yaml")
 
 
+def _file_state(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class _Enforcer(oslo_policy.Enforcer):
+    """oslo.policy's Enforcer, but it looks for the policy file on every check (a
+    search through config dirs); this one reloads only when the file changed."""
+
+    def __init__(self, conf, policy_file: str):
+        super().__init__(conf, policy_file=policy_file)
+        self._path = policy_file
+        self._state = ("never loaded",)
+        self.generation = 0
+
+    def load_rules(self, force_reload: bool = False) -> None:
+        state = _file_state(self._path)
+        if force_reload or state != self._state or not self.rules:
+            super().load_rules(force_reload)
+            self._state = state
+            self.generation += 1
+
+
+def _hashable(values: dict):
+    try:
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                           for k, v in values.items()))
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
 class Policy:
     """One service's rules. ``enforce`` raises Forbidden with the service's message."""
+
+    MAX_DECISIONS = 10000
 
     def __init__(self, conf: cfg.ConfigOpts, service: str, defaults: list[RuleDefault],
                  denied: Callable[[str], str] | None = None):
         path = policy_file(conf, service)
         # A missing file is fine: the defaults apply. It is re-read when it changes.
-        self.enforcer = oslo_policy.Enforcer(conf, policy_file=path)
+        self.enforcer = _Enforcer(conf, policy_file=path)
+        # Decisions are pure functions of (rule, target, credentials): remembered
+        # until the rules change.
+        self._decisions: dict = {}
+        self._decisions_generation = -1
         self.enforcer.register_defaults(BASE_RULES)
         self.enforcer.register_defaults(defaults)
         self.enforcer.load_rules()
@@ -57,7 +99,22 @@ class Policy:
         if target is None:
             target = {"project_id": context.project_id, "user_id": context.user_id,
                       "domain_id": context.domain_id}
-        return self.enforcer.enforce(action, target, context.policy_values(), do_raise=False)
+        creds = context.policy_values()
+        self.enforcer.load_rules()
+        if self._decisions_generation != self.enforcer.generation:
+            self._decisions = {}
+            self._decisions_generation = self.enforcer.generation
+        target_key, creds_key = _hashable(target), _hashable(creds)
+        key = None if target_key is None or creds_key is None else (action, target_key,
+                                                                     creds_key)
+        decision = self._decisions.get(key) if key is not None else None
+        if decision is None:
+            decision = bool(self.enforcer.enforce(action, target, creds, do_raise=False))
+            if key is not None:
+                if len(self._decisions) >= self.MAX_DECISIONS:
+                    self._decisions = {}
+                self._decisions[key] = decision
+        return decision
 
     def enforce(self, context: RequestContext, action: str, target: dict | None = None) -> None:
         if not self.check(context, action, target):

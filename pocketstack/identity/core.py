@@ -72,6 +72,14 @@ class IdentityManager:
                        for area in ("identity", "resource", "assignment", "catalog")}
         cred_driver = conf.identity.driver if conf.identity.driver == "kvs" else "sql"
         self.stores["credential"] = backends.load("credential", cred_driver, conf, shared)
+        # Reads are cached (token validation must not hit the database); one cache
+        # per driver instance, dropped per kind on every write.
+        ttl = conf.identity.cache_time
+        cached: dict[int, backends.CachedStore] = {}
+        for area, store in list(self.stores.items()):
+            if ttl > 0 and store.cacheable:
+                store = cached.setdefault(id(store), backends.CachedStore(store, ttl))
+            self.stores[area] = store
         self._store_of = {kind: self.stores[area]
                           for area, kinds in backends.AREAS.items() for kind in kinds}
         # Bumped on every change that can alter what a token carries; token caches

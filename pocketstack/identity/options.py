@@ -12,6 +12,10 @@ def register(conf: cfg.ConfigOpts) -> None:
                    help="bcrypt cost (Keystone's default: 12)."),
         cfg.IntOpt("max_password_length", default=4096),
         cfg.IntOpt("list_limit", default=None, help="Most entities a list returns."),
+        cfg.IntOpt("cache_time", default=60, min=0,
+                   help="Seconds identity keeps what it read from its drivers (writes made "
+                        "through this process drop it at once; this bounds how long a write "
+                        "made by another process can go unseen). 0 disables the cache."),
     ], group="identity")
     conf.register_opts([
         cfg.StrOpt("driver", default="sql", choices=["sql", "kvs"],

@@ -23,6 +23,8 @@ class Store(abc.ABC):
     """
 
     read_only = False
+    # False for drivers whose data changes outside pocketstack (PAM, a template file).
+    cacheable = True
 
     @abc.abstractmethod
     def create(self, kind: str, row: dict) -> dict: ...

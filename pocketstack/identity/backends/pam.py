@@ -21,6 +21,7 @@ NOBODY = 65534
 class PamStore(Store):
     read_only = True
     tenant_per_user = True
+    cacheable = False
 
     def __init__(self, conf):
         self.conf = conf

@@ -69,6 +69,7 @@ def _id(*parts: str) -> str:
 
 class TemplatedStore(Store):
     read_only = True
+    cacheable = False
 
     def __init__(self, conf):
         self.conf = conf
