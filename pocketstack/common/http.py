@@ -31,7 +31,18 @@ LOG = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-openstack-request-id"
 
 
+try:  # orjson is several times faster; the output is the same compact UTF-8 JSON
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
 def dumps(body: Any) -> bytes:
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(body)
+        except (TypeError, _orjson.JSONEncodeError):
+            pass  # e.g. integers beyond 64 bits: the standard library handles them
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
