@@ -9,7 +9,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from pocketstack.common import errors
-from pocketstack.common.http import Api, JSONResponse, Request
+from pocketstack.common.http import Api, JSONResponse, Request, dumps
 from pocketstack.image import core, schemas
 
 VERSIONS = [f"v2.{n}" for n in range(16, -1, -1)]
@@ -86,14 +86,16 @@ def build(service) -> Api:
 
     @api.route("/v2/images")
     def index(req):
-        page, marker = images.list(req.context, req.query)
+        page, marker = images.list_rendered(req.context, req.query)
         params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
-        body = {"images": page, "first": "/v2/images", "schema": "/v2/schemas/images"}
+        links = {"first": "/v2/images", "schema": "/v2/schemas/images"}
         if params:
-            body["first"] = "/v2/images?" + _urlencode(params)
+            links["first"] = "/v2/images?" + _urlencode(params)
         if marker is not None:
-            body["next"] = "/v2/images?" + _urlencode([*params, ("marker", marker)])
-        return body
+            links["next"] = "/v2/images?" + _urlencode([*params, ("marker", marker)])
+        # The images are kept rendered: splice them in rather than re-encode them.
+        body = '{"images":[' + ",".join(page) + "]," + dumps(links).decode()[1:]
+        return Response(body.encode(), media_type="application/json")
 
     @api.route("/v2/images/{image_id}")
     def show(req):

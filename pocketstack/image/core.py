@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from pocketstack.common import errors
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database, isotime, utcnow
+from pocketstack.common.http import dumps
 from pocketstack.common.pagination import apply as paginate
 from pocketstack.common.policy import Policy
 from pocketstack.common.validation import validate
@@ -188,6 +189,22 @@ class ImageManager:
         if new:
             session.execute(sa.insert(TAG), [{"image_id": image_id, "value": t} for t in new])
 
+    @staticmethod
+    def _change(session, image_id: str, *where, **values):
+        """UPDATE the image (if ``where`` holds) and refresh its rendered view; the new
+        row, or None when nothing matched. Every change of an image goes through here."""
+        done = session.execute(sa.update(T).where(T.c.id == image_id, *where).values(**values))
+        if done.rowcount != 1:
+            return None
+        return ImageManager._render(session, image_id)
+
+    @staticmethod
+    def _render(session, image_id: str):
+        row = session.execute(sa.select(T).where(T.c.id == image_id)).first()
+        session.execute(sa.update(T).where(T.c.id == image_id).values(
+            rendered=dumps(view(row)).decode()))
+        return row
+
     # -- reading -----------------------------------------------------------------
 
     def get(self, ctx: RequestContext, image_id: str) -> dict:
@@ -197,6 +214,15 @@ class ImageManager:
 
     def list(self, ctx: RequestContext, query) -> tuple[list[dict], str | None]:
         """Images visible to ``ctx`` matching Glance's list query; (page, next marker)."""
+        rows, nxt = self._page(ctx, query, (T,))
+        return [view(r) for r in rows], nxt
+
+    def list_rendered(self, ctx: RequestContext, query) -> tuple[list[str], str | None]:
+        """Like ``list``, each image as the JSON text the API sends."""
+        rows, nxt = self._page(ctx, query, (T.c.id, T.c.rendered))
+        return [r.rendered for r in rows], nxt
+
+    def _page(self, ctx: RequestContext, query, columns) -> tuple[list, str | None]:
         self.enforce(ctx, "get_images", ctx.project_id)
         conds = self._list_filters(ctx, query)
         sort = self._sort(query)
@@ -209,12 +235,11 @@ class ImageManager:
                     T.c.id == marker_id, self._visible(ctx))).first()
                 if marker is None:
                     raise errors.BadRequest(f"marker {marker_id} could not be found.")
-            stmt = paginate(sa.select(T).where(*conds), COLUMNS, sort, limit=limit,
+            stmt = paginate(sa.select(*columns).where(*conds), COLUMNS, sort, limit=limit,
                             marker=marker)
             rows = session.execute(stmt).all()
-        images = [view(r) for r in rows]
         nxt = rows[-1].id if rows and len(rows) == limit else None
-        return images, nxt
+        return rows, nxt
 
     def _limit(self, query) -> int:
         raw = query.get("limit")
@@ -395,7 +420,7 @@ class ImageManager:
             session.execute(sa.insert(T).values(**row))
             self._write_props(session, image_id, props)
             self._write_tags(session, image_id, tags)
-            return session.execute(sa.select(T).where(T.c.id == image_id)).first()
+            return self._render(session, image_id)
 
         try:
             return view(self.db.transaction(insert))
@@ -453,8 +478,8 @@ class ImageManager:
                 self._write_tags(session, image_id, tags, list(row.tags))
             if values:
                 values["updated_at"] = utcnow()
-                session.execute(sa.update(T).where(T.c.id == image_id).values(**values))
-            return session.execute(sa.select(T).where(T.c.id == image_id)).first()
+                return self._change(session, image_id, **values)
+            return row
 
         return view(self.db.transaction(apply))
 
@@ -482,8 +507,7 @@ class ImageManager:
             if row.status not in allowed:
                 raise errors.Forbidden(f"Not allowed to {action} image in status "
                                        f"'{row.status}'")
-            session.execute(sa.update(T).where(T.c.id == image_id).values(
-                status=to, updated_at=utcnow()))
+            self._change(session, image_id, status=to, updated_at=utcnow())
 
         self.db.transaction(change)
 
@@ -504,8 +528,7 @@ class ImageManager:
             tags = [*row.tags, tag]
             self._check_tags(tags)
             self._write_tags(session, image_id, tags, list(row.tags))
-            session.execute(sa.update(T).where(T.c.id == image_id).values(
-                tags=tags, updated_at=utcnow()))
+            self._change(session, image_id, tags=tags, updated_at=utcnow())
 
         self.db.transaction(add)
 
@@ -516,8 +539,7 @@ class ImageManager:
                 raise errors.NotFound(f"Tag {tag} not found")
             tags = [t for t in row.tags if t != tag]
             self._write_tags(session, image_id, tags, list(row.tags))
-            session.execute(sa.update(T).where(T.c.id == image_id).values(
-                tags=tags, updated_at=utcnow()))
+            self._change(session, image_id, tags=tags, updated_at=utcnow())
 
         self.db.transaction(remove)
 
@@ -660,10 +682,9 @@ class ImageManager:
             room = self._room(session, row.owner)
             if declared is not None and declared > room:
                 raise self._too_large(room)
-            done = session.execute(sa.update(T).where(T.c.id == image_id,
-                                                      T.c.status == "queued").values(
-                status=to, updated_at=utcnow()))
-            if done.rowcount != 1:
+            done = self._change(session, image_id, T.c.status == "queued", status=to,
+                                updated_at=utcnow())
+            if done is None:
                 raise errors.Conflict(f"Image status transition from {row.status} to {to} "
                                       "is not allowed")
             return room
@@ -681,8 +702,8 @@ class ImageManager:
     def _revert(self, image_id: str, status: str) -> None:
         """A failed upload/stage: back to queued, as Glance does."""
         def revert(session):
-            session.execute(sa.update(T).where(T.c.id == image_id, T.c.status == status)
-                            .values(status="queued", updated_at=utcnow()))
+            self._change(session, image_id, T.c.status == status, status="queued",
+                         updated_at=utcnow())
         try:
             self.db.transaction(revert)
         except Exception:  # noqa: BLE001
@@ -694,12 +715,11 @@ class ImageManager:
             if row is None or row.status != status:
                 return None
             vsize = formats.virtual_size(row.disk_format, facts["head"], facts["size"])
-            session.execute(sa.update(T).where(T.c.id == image_id).values(
-                status="active", size=facts["size"], virtual_size=vsize,
+            return self._change(
+                session, image_id, status="active", size=facts["size"], virtual_size=vsize,
                 checksum=facts["checksum"], os_hash_algo="sha512",
                 os_hash_value=facts["os_hash_value"], location=location,
-                updated_at=utcnow()))
-            return session.execute(sa.select(T).where(T.c.id == image_id)).first()
+                updated_at=utcnow())
 
         try:
             row = self.db.transaction(finish)
@@ -784,8 +804,7 @@ class ImageManager:
             if row.status != "uploading":
                 raise errors.Conflict(f"Image needs to be staged before '{name}' method can "
                                       "be used")
-            session.execute(sa.update(T).where(T.c.id == image_id).values(
-                status="importing", updated_at=utcnow()))
+            self._change(session, image_id, status="importing", updated_at=utcnow())
 
         self.db.transaction(begin)
 

@@ -36,6 +36,8 @@ image = sa.Table(
     sa.Column("location", sa.Text),
     sa.Column("properties", JSONType, nullable=False, default=dict),
     sa.Column("tags", JSONType, nullable=False, default=list),
+    # The image as the API shows it (JSON), refreshed on every change: lists send it as is.
+    sa.Column("rendered", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_image_image_owner", "owner"),

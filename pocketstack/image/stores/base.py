@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pocketstack.common import errors
 
-BLOCK = 8 * 1024 * 1024
+BLOCK = 4 * 1024 * 1024
+IN_FLIGHT = 6  # blocks buffered between the network and the slowest stage
 HEAD = 4096  # bytes kept from the start of the data (format detection)
 
 # Shared by the stores of every image service in the process: big blocks, few threads.
@@ -61,15 +63,21 @@ async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
                ) -> tuple[int, str, str, bytes]:
     """Feed ``source`` to ``write`` (called in a worker thread), hashing on the way.
 
-    Returns (size, md5 hex, sha512 hex, head). Raises ``too_large(size)`` as
-    soon as more than ``max_size`` bytes arrived.
+    md5, sha512 and ``write`` each run in a thread of their own, taking the
+    blocks in order, so a slow stage only holds back itself; at most
+    ``IN_FLIGHT`` blocks are buffered. Returns (size, md5 hex, sha512 hex,
+    head). Raises ``too_large(size)`` as soon as more than ``max_size`` bytes
+    arrived.
     """
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha512()
     size = 0
     head = b""
-    pending: list[asyncio.Future] = []
     loop = asyncio.get_running_loop()
+    stages = [ThreadPoolExecutor(1, thread_name_prefix=f"image-{n}")
+              for n in ("md5", "sha512", "write")]
+    steps = (md5.update, sha.update, write)
+    in_flight: deque[list[asyncio.Future]] = deque()
     try:
         async for block in blocks(source):
             size += len(block)
@@ -78,21 +86,22 @@ async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
                     f"The incoming image is too large: over {max_size} bytes."))
             if len(head) < HEAD:
                 head += block[: HEAD - len(head)]
-            if pending:
-                await asyncio.gather(*pending)
-            pending = [loop.run_in_executor(EXECUTOR, md5.update, block),
-                       loop.run_in_executor(EXECUTOR, sha.update, block),
-                       loop.run_in_executor(EXECUTOR, write, block)]
-        if pending:
-            await asyncio.gather(*pending)
-            pending = []
+            while len(in_flight) >= IN_FLIGHT:
+                await asyncio.gather(*in_flight.popleft())
+            in_flight.append([loop.run_in_executor(stage, step, block)
+                              for stage, step in zip(stages, steps, strict=True)])
+        while in_flight:
+            await asyncio.gather(*in_flight.popleft())
     finally:
         # Never leave a thread writing into a file the caller is about to remove.
-        for fut in pending:
-            try:
-                await asyncio.shield(fut)
-            except BaseException:  # noqa: BLE001 - the first error is the one raised
-                pass
+        for futures in in_flight:
+            for fut in futures:
+                try:
+                    await asyncio.shield(fut)
+                except BaseException:  # noqa: BLE001 - the first error is the one raised
+                    pass
+        for stage in stages:
+            stage.shutdown(wait=False)
     return size, md5.hexdigest(), sha.hexdigest(), head
 
 

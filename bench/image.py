@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Image service benchmark: `pocketstack up` in a subprocess, loads from a second process.
+
+    python3 bench/image.py [--size-mib 1024] [--duration 10] [--images 1000]
+
+Measures 1 GiB image upload (PUT /file) and download (GET /file) against
+plain `cp` of the same file on the same disk in the same run (upload is
+compared with cp + fsync, since an upload is durable before it is
+acknowledged), the server's CPU seconds and peak RSS while moving the data,
+and GET /v2/images with 1000 images: the default page and limit=1000, at
+concurrency 4. Prints each figure beside its goal (../shared/ANCHORS.md).
+Timings only: never pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ADMIN_PASSWORD = "bench-admin-password"
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
+MIB = 1024 * 1024
+
+# -- client side (runs in its own process: `image.py --client SPEC`) ----------------
+
+
+def _read_head(sock) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def client_upload(spec: dict) -> dict:
+    """PUT the file with sendfile (the client costs next to nothing)."""
+    size = os.path.getsize(spec["file"])
+    with socket.create_connection(("127.0.0.1", spec["port"])) as sock, \
+            open(spec["file"], "rb") as f:
+        head = (f"PUT {spec['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"X-Auth-Token: {spec['token']}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {size}\r\n\r\n").encode()
+        started = time.monotonic()
+        sock.sendall(head)
+        sock.sendfile(f)
+        head, _ = _read_head(sock)
+        elapsed = time.monotonic() - started
+    return {"elapsed": elapsed, "status": int(head[9:12])}
+
+
+def client_download(spec: dict) -> dict:
+    """GET the file into a file (as `openstack image save` does)."""
+    buf = bytearray(4 * MIB)
+    view = memoryview(buf)
+    with socket.create_connection(("127.0.0.1", spec["port"])) as sock, \
+            open(spec["out"], "wb") as out:
+        started = time.monotonic()
+        sock.sendall((f"GET {spec['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"X-Auth-Token: {spec['token']}\r\n\r\n").encode())
+        head, rest = _read_head(sock)
+        length = int(CONTENT_LENGTH.search(head + b"\r\n").group(1))
+        out.write(rest)
+        got = len(rest)
+        while got < length:
+            n = sock.recv_into(view, min(len(buf), length - got))
+            if not n:
+                break
+            out.write(view[:n])
+            got += n
+        elapsed = time.monotonic() - started
+    return {"elapsed": elapsed, "status": int(head[9:12]), "bytes": got}
+
+
+async def _worker(port, request, deadline, result):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    while time.monotonic() < deadline:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        match = CONTENT_LENGTH.search(head)
+        if match:
+            await reader.readexactly(int(match.group(1)))
+        status = int(head[9:12])
+        result["ok" if status == 200 else "bad"] += 1
+    writer.close()
+
+
+def client_load(spec: dict) -> dict:
+    request = (f"GET {spec['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"X-Auth-Token: {spec['token']}\r\nAccept: application/json\r\n\r\n").encode()
+    result = {"ok": 0, "bad": 0}
+
+    async def main():
+        deadline = time.monotonic() + spec["duration"]
+        await asyncio.gather(*[_worker(spec["port"], request, deadline, result)
+                               for _ in range(spec["concurrency"])])
+
+    started = time.monotonic()
+    asyncio.run(main())
+    result["elapsed"] = time.monotonic() - started
+    return result
+
+
+CLIENTS = {"upload": client_upload, "download": client_download, "load": client_load}
+
+# -- server side ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, state: str):
+        self.state = state
+        self.port = free_port()
+        self.conf = os.path.join(state, "bench.conf")
+        with open(self.conf, "w") as f:
+            f.write("[DEFAULT]\nenabled_services = identity,image\n"
+                    f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import httpx
+
+        self.log = open(os.path.join(self.state, "up.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pocketstack", "up", "--config-file", self.conf,
+             "--state-path", self.state, "--port", str(self.port), "--no-user-clouds-yaml"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        while True:
+            try:
+                if httpx.get(self.url + "/image/", timeout=2).status_code == 300:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() - started > 60:
+                raise RuntimeError(open(os.path.join(self.state, "up.log")).read())
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()
+
+    def status(self) -> dict:
+        values = {}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    values[key] = int(rest.split()[0]) / 1024
+        return values
+
+    def reset_peak(self) -> None:
+        try:  # Linux >= 4.0: writing 5 resets VmHWM
+            with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client(kind: str, spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--client", kind, json.dumps(spec)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def admin_token(server: Server) -> str:
+    import httpx
+
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    r = httpx.post(server.url + "/identity/v3/auth/tokens", json=body, timeout=30)
+    return r.headers["X-Subject-Token"]
+
+
+def make_file(path: str, size: int) -> None:
+    block = os.urandom(MIB)
+    with open(path, "wb") as f:
+        for i in range(size // MIB):
+            f.write(block[i % 7:] + block[: i % 7])  # no two blocks alike
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def timed_cp(src: str, dst: str, sync: bool) -> float:
+    started = time.monotonic()
+    subprocess.run(["cp", src, dst], check=True)
+    if sync:
+        subprocess.run(["sync", dst], check=True)
+    elapsed = time.monotonic() - started
+    os.unlink(dst)
+    subprocess.run(["sync"], check=True)
+    return elapsed
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--client", nargs=2)
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args()
+    if args.client:
+        print(json.dumps(CLIENTS[args.client[0]](json.loads(args.client[1]))))
+        return 0
+
+    import httpx
+
+    state = tempfile.mkdtemp(prefix="pocketstack-bench-image-", dir=os.environ.get("TMPDIR"))
+    server = Server(state)
+    rows = []
+    try:
+        server.start()
+        token = admin_token(server)
+        glance = httpx.Client(base_url=server.url + "/image", timeout=300,
+                              headers={"X-Auth-Token": token})
+        size = args.size_mib * MIB
+        src = os.path.join(state, "source.raw")
+        make_file(src, size)
+        cp_sync = timed_cp(src, os.path.join(state, "copy.raw"), sync=True)
+        cp_plain = timed_cp(src, os.path.join(state, "copy.raw"), sync=False)
+        idle = server.status()["VmRSS"]
+
+        image = glance.post("/v2/images", json={"name": "big", "disk_format": "raw",
+                                                "container_format": "bare"}).json()
+        server.reset_peak()
+        cpu0 = server.cpu()
+        up = client("upload", {"port": server.port, "token": token, "file": src,
+                               "path": f"/image/v2/images/{image['id']}/file"})
+        up_cpu = server.cpu() - cpu0
+        up_peak = server.status()["VmHWM"]
+        assert up["status"] == 204, up
+        shown = glance.get(f"/v2/images/{image['id']}").json()
+        assert shown["status"] == "active" and shown["size"] == size, shown
+
+        server.reset_peak()
+        cpu0 = server.cpu()
+        out = os.path.join(state, "download.raw")
+        down = client("download", {"port": server.port, "token": token, "out": out,
+                                   "path": f"/image/v2/images/{image['id']}/file"})
+        down_cpu = server.cpu() - cpu0
+        down_peak = server.status()["VmHWM"]
+        assert down["status"] == 200 and down["bytes"] == size, down
+        os.unlink(out)
+        os.unlink(src)
+
+        gib = size / 1024 ** 3
+        up_rate = size / MIB / up["elapsed"]
+        down_rate = size / MIB / down["elapsed"]
+        rows.append((f"upload {args.size_mib} MiB (vs cp + fsync {size / MIB / cp_sync:,.0f} "
+                     f"MiB/s)", f"{up_rate:,.0f} MiB/s = {cp_sync / up['elapsed']:.2f} of cp; "
+                     f"{up_cpu / gib:.2f} CPU-s/GiB", "≥ 0.5 (issue: 0.7) of cp",
+                     cp_sync / up["elapsed"] >= 0.5))
+        rows.append((f"download {args.size_mib} MiB (vs cp {size / MIB / cp_plain:,.0f} MiB/s)",
+                     f"{down_rate:,.0f} MiB/s = {cp_plain / down['elapsed']:.2f} of cp; "
+                     f"{down_cpu / gib:.2f} CPU-s/GiB", "≥ 0.7 of cp",
+                     cp_plain / down["elapsed"] >= 0.7))
+        rows.append(("server RSS idle / peak moving data",
+                     f"{idle:.0f} / {max(up_peak, down_peak):.0f} MB", "+ < 50 MB",
+                     max(up_peak, down_peak) - idle < 50))
+
+        existing = len(glance.get("/v2/images", params={"limit": 1000}).json()["images"])
+        for i in range(args.images - existing):
+            glance.post("/v2/images", json={"name": f"image-{i:04d}", "disk_format": "qcow2",
+                                            "container_format": "bare", "visibility": "public",
+                                            "os_distro": "cirros", "tags": ["bench"]})
+        count = len(glance.get("/v2/images", params={"limit": 1000}).json()["images"])
+        for label, path, goal in (("default page", "/image/v2/images", 1000),
+                                  ("limit=1000", "/image/v2/images?limit=1000", 50)):
+            cpu0 = server.cpu()
+            result = client("load", {"port": server.port, "token": token, "path": path,
+                                     "duration": args.duration,
+                                     "concurrency": args.concurrency})
+            rate = result["ok"] / result["elapsed"]
+            cpu_ms = 1000 * (server.cpu() - cpu0) / max(result["ok"], 1)
+            bad = f", {result['bad']} errors" if result["bad"] else ""
+            rows.append((f"GET /v2/images ({count} images), {label}",
+                         f"{rate:,.0f}/s ({cpu_ms:.2f} ms server CPU a request{bad})",
+                         f"≥ {goal:,}/s", rate >= goal))
+        glance.close()
+        server.stop()
+    except BaseException:
+        if getattr(server, "proc", None) and server.proc.poll() is None:
+            server.stop()
+        print(open(os.path.join(state, "up.log")).read()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        if not args.keep:
+            shutil.rmtree(state, ignore_errors=True)
+
+    print(f"pocketstack image bench: file store, {os.cpu_count()} cores, "
+          f"list loads at concurrency {args.concurrency} for {args.duration:.0f} s")
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    for name, value, goal, ok in rows:
+        print(f"  {name:<{width}}  {value:<{vwidth}}  goal {goal:<26} {'ok' if ok else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
