@@ -535,6 +535,15 @@ class Conductor:
 
     def destroyed(self, instance_uuid: str, host: str | None) -> None:
         """The guest is gone (or never existed): free everything, mark deleted."""
+        try:
+            current = self.get_instance(instance_uuid)
+        except errors.NotFound:
+            return
+        if current["network_info"]:
+            # ports first: a server that is gone has nothing left behind
+            uctx = as_context(None, current["project_id"], current["user_id"])
+            self.network.deallocate(uctx, current["network_info"])
+
         def txn(s):
             inst = row(s.execute(sa.select(m.instance).where(
                 m.instance.c.uuid == instance_uuid)).first())
@@ -553,9 +562,11 @@ class Conductor:
             return inst
 
         inst = self.db.transaction(txn)
-        if inst is not None and inst["network_info"]:
-            uctx = as_context(None, inst["project_id"], inst["user_id"])
-            self.network.deallocate(uctx, inst["network_info"])
+        late = [v for v in (inst or {}).get("network_info") or []
+                if v["id"] not in {c["id"] for c in current["network_info"] or []}]
+        if late:
+            self.network.deallocate(as_context(None, inst["project_id"], inst["user_id"]),
+                                    late)
 
     def delete_instance(self, ctx, inst: dict) -> None:
         """Start a delete; it always ends (locally when the host is gone)."""
@@ -647,11 +658,14 @@ class ConductorEndpoint:
             inst = self.c.get_instance(instance_uuid)
         except errors.NotFound:
             return None
-        self.c.set_error(instance_uuid, reason, 500, release=True)
+        # ports first: when the server shows ERROR nothing of it is left behind
         uctx = as_context(ctx, inst["project_id"], inst["user_id"])
         self.c.network.deallocate(uctx, inst["network_info"] or [])
-        self.c.update_instance(instance_uuid, {"network_info": []}) \
-            if inst["task_state"] != states.DELETING else None
+        try:
+            self.c.update_instance(instance_uuid, {"network_info": []})
+        except (StateConflict, errors.NotFound):
+            pass
+        self.c.set_error(instance_uuid, reason, 500, release=True)
         return None
 
     def operation_failed(self, ctx, instance_uuid, operation, reason, updates, **_):

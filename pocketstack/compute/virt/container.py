@@ -130,11 +130,6 @@ class ContainerDriver(ComputeDriver):
                 self._plug_vifs(uuid, spec.get("network_info") or [])
             except Exception:  # noqa: BLE001
                 LOG.exception("re-making host state of %s", uuid)
-        # network namespaces of instances that no longer exist
-        for ns in self._netns_list():
-            if ns.startswith(NETNS_PREFIX) and not os.path.isdir(
-                    os.path.join(self.instances_dir, ns[len(NETNS_PREFIX):])):
-                self.rootwrap.run("ip", "netns", "delete", ns)
         self._release_unused_bases()
 
     def cleanup_host(self) -> None:
@@ -201,7 +196,10 @@ class ContainerDriver(ComputeDriver):
         self.rootwrap.run("ip", "-n", ns, "link", "property", "add", "dev", guest,
                           "altname", f"port-{port_id}"[:127])
         bridge = (vif.get("details") or {}).get("bridge_name")
-        if bridge and os.path.exists(f"/sys/class/net/{bridge}/bridge"):
+        if bridge:  # as os-vif does: make the bridge if the agent has not yet
+            if not os.path.exists(f"/sys/class/net/{bridge}"):
+                self.rootwrap.run("ip", "link", "add", bridge, "type", "bridge")
+                self.rootwrap.run("ip", "link", "set", bridge, "up")
             self.rootwrap.run("ip", "link", "set", tap, "master", bridge)
         self.rootwrap.execute("ip", "link", "set", tap, "up")
 
@@ -505,10 +503,6 @@ class ContainerDriver(ComputeDriver):
             if uuid not in known:
                 self.destroy({"uuid": uuid}, [])
                 removed.append(uuid)
-        for ns in self._netns_list():
-            uuid = ns[len(NETNS_PREFIX):]
-            if ns.startswith(NETNS_PREFIX) and uuid not in known:
-                self.rootwrap.run("ip", "netns", "delete", ns)
         return removed
 
 
