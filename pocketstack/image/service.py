@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from pocketstack.common.db import Database
@@ -44,6 +45,11 @@ class ImageService(Service):
 
     def start(self) -> None:
         self.db.sync()
+
+    async def started(self) -> None:
+        store = self.manager.store
+        if hasattr(store, "loop"):  # the objectstore store deletes from worker threads
+            store.loop = asyncio.get_running_loop()
 
     def stop(self) -> None:
         self.db.dispose()
