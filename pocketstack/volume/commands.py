@@ -100,6 +100,16 @@ def qemu_img_rebase_unsafe(ref: str, backing: str, backing_fmt: str, *,
     execute("qemu-img", "rebase", "-u", "-F", backing_fmt, "-b", backing, ref, timeout=timeout)
 
 
+def qemu_img_rebase(ref: str, backing: str, backing_fmt: str | None, *,
+                    timeout: float | None = None) -> None:
+    """Point an overlay at another backing file, copying in whatever differs
+    (``backing=""`` makes the overlay stand alone)."""
+    argv = ["qemu-img", "rebase", "-q", "-f", "qcow2", "-b", backing]
+    if backing and backing_fmt:
+        argv += ["-F", backing_fmt]
+    execute(*argv, ref, timeout=timeout)
+
+
 def qemu_img_resize(ref: str, size: int, fmt: str, *, timeout: float | None = None) -> None:
     execute("qemu-img", "resize", "-q", "-f", fmt, ref, str(size), timeout=timeout)
 

@@ -204,23 +204,39 @@ class Driver:
         if frozen not in names or names.index(frozen) == len(names) - 1:
             return location, {}
         i = names.index(frozen)
-        child, child_fmt = chain[i + 1]
+        child = chain[i + 1][0]
         frozen_fmt = chain[i][1]
         timeout = self.op_timeout(1)
 
         def merge():
-            commands.qemu_img_commit(share.ref(child), timeout=timeout)
-            if i + 2 < len(chain):
-                grandchild = chain[i + 2][0]
-                commands.qemu_img_rebase_unsafe(share.ref(grandchild),
-                                                share.backing_ref(frozen), frozen_fmt,
-                                                timeout=timeout)
-            share.remove(child)
+            if share.reopen_rw:
+                # C's data into F: cheap, the overlay is usually small
+                commands.qemu_img_commit(share.ref(child), timeout=timeout)
+                if i + 2 < len(chain):
+                    commands.qemu_img_rebase_unsafe(share.ref(chain[i + 2][0]),
+                                                    share.backing_ref(frozen), frozen_fmt,
+                                                    timeout=timeout)
+                share.remove(child)
+                return "commit"
+            # qemu cannot reopen an nfs:// backing file read-write (commit needs
+            # that), so the merge goes the other way: F's data into C
+            if i > 0:
+                parent, parent_fmt = chain[i - 1]
+                commands.qemu_img_rebase(share.ref(child), share.backing_ref(parent),
+                                         parent_fmt, timeout=timeout)
+            else:
+                commands.qemu_img_rebase(share.ref(child), "", None, timeout=timeout)
+            share.remove(frozen)
+            return "rebase"
 
-        self._guard("merging the snapshot", merge)
-        del chain[i + 1]
-        changed = {sid: {**loc, "file": frozen, "fmt": frozen_fmt}
-                   for sid, loc in others.items() if loc and loc.get("file") == child}
+        how = self._guard("merging the snapshot", merge)
+        if how == "commit":
+            del chain[i + 1]
+            changed = {sid: {**loc, "file": frozen, "fmt": frozen_fmt}
+                       for sid, loc in others.items() if loc and loc.get("file") == child}
+        else:
+            del chain[i]
+            changed = {}
         return {**location, "chain": chain}, changed
 
     # -- data in and out ---------------------------------------------------------

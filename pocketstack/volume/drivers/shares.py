@@ -25,6 +25,7 @@ class ShareError(Exception):
 class Share(ABC):
     name: str  # how the config names it (a directory, or host:/export)
     protocol: str  # "file" or "nfs"
+    reopen_rw = True  # qemu can reopen a backing file of this share read-write
 
     @abstractmethod
     def ref(self, filename: str) -> str: ...
@@ -164,6 +165,7 @@ class LibnfsShare(Share):
     operations, nfs:// URLs for qemu-img and hypervisors."""
 
     protocol = "nfs"
+    reopen_rw = False
 
     def __init__(self, share: str, timeout: float):
         host, _, export = share.partition(":")
