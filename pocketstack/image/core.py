@@ -73,6 +73,10 @@ def parse_quota(text: str) -> int:
     return int(match.group(1)) * UNITS[(match.group(2) or "B").upper()]
 
 
+# The caller's project in list statements (bound at execution).
+PROJECT = sa.bindparam("project", type_=sa.String)
+
+
 class _Columns:
     """Lets the shared keyset paginator address a Core table's columns by name."""
 
@@ -121,6 +125,7 @@ class ImageManager:
         self.policy = policy
         self.staging = FileStore(staging_dir)
         self._tasks: set[asyncio.Task] = set()
+        self._statements: dict[tuple, tuple] = {}
 
     # -- helpers -------------------------------------------------------------
 
@@ -224,20 +229,31 @@ class ImageManager:
 
     def _page(self, ctx: RequestContext, query, columns) -> tuple[list, str | None]:
         self.enforce(ctx, "get_images", ctx.project_id)
-        conds = self._list_filters(ctx, query)
-        sort = self._sort(query)
-        limit = self._limit(query)
-        with self.db.reader() as session:
-            marker = None
-            marker_id = query.get("marker")
-            if marker_id is not None:
-                marker = session.execute(sa.select(T).where(
-                    T.c.id == marker_id, self._visible(ctx))).first()
-                if marker is None:
-                    raise errors.BadRequest(f"marker {marker_id} could not be found.")
-            stmt = paginate(sa.select(*columns).where(*conds), COLUMNS, sort, limit=limit,
-                            marker=marker)
-            rows = session.execute(stmt).all()
+        marker_id = query.get("marker")
+        # A list statement depends on the query and on admin-ness, not on the project
+        # (a bound parameter): identical queries reuse it, which skips building it.
+        key = (ctx.is_admin, columns, tuple(query.multi_items()))
+        cached = self._statements.get(key) if marker_id is None else None
+        with self.db.read_engine.connect() as conn:
+            if cached is None:
+                conds = self._list_filters(ctx, query)
+                sort = self._sort(query)
+                limit = self._limit(query)
+                marker = None
+                if marker_id is not None:
+                    marker = conn.execute(sa.select(T).where(
+                        T.c.id == marker_id, self._visible(ctx))).first()
+                    if marker is None:
+                        raise errors.BadRequest(f"marker {marker_id} could not be found.")
+                stmt = paginate(sa.select(*columns).where(*conds), COLUMNS, sort, limit=limit,
+                                marker=marker)
+                if marker_id is None:
+                    if len(self._statements) >= 256:
+                        self._statements.clear()
+                    self._statements[key] = (stmt, limit)
+            else:
+                stmt, limit = cached
+            rows = conn.execute(stmt, {"project": ctx.project_id}).all()
         nxt = rows[-1].id if rows and len(rows) == limit else None
         return rows, nxt
 
@@ -289,7 +305,7 @@ class ImageManager:
         return list(zip(keys, dirs, strict=False))
 
     def _list_filters(self, ctx: RequestContext, query) -> list:
-        project = ctx.project_id
+        project = PROJECT
         member_status = query.get("member_status", "accepted")
         if member_status not in ("pending", "accepted", "rejected", "all"):
             raise errors.BadRequest(f"Invalid status: {member_status}")
