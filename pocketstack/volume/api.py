@@ -432,9 +432,13 @@ def build(service) -> Api:
         result = mgr.upload_to_image(req.context, vid, params)
         vol, image = result["vol"], result["image"]
         vtype = mgr.get_volume(req.context, vid).get("volume_type")
+        if vtype:
+            vtype = {**vtype, "created_at": isotime(vtype["created_at"], micro=True, z=False),
+                     "updated_at": isotime(vtype["updated_at"], micro=True, z=False)}
         body = {"id": vid, "updated_at": isotime(utcnow(), micro=True, z=False),
                 "status": "uploading", "display_description": vol["description"],
-                "size": vol["size"], "volume_type": vtype, "image_id": image["id"],
+                "size": vol["size"], "image_id": image["id"],
+                "volume_type": views.volume_type(vtype) if vtype else None,
                 "container_format": params["container_format"],
                 "disk_format": params["disk_format"], "image_name": name}
         if at_least(req, (3, 1)):

@@ -1053,7 +1053,7 @@ class VolumeManager:
                 self.images.upload(ctx, image, driver, vol["provider_location"],
                                    params.get("disk_format") or "raw")
         except Exception as exc:  # noqa: BLE001
-            LOG.warning("upload of volume %s failed: %s", volume_id, exc)
+            LOG.warning("upload of volume %s failed: %r", volume_id, exc, exc_info=True)
             self.images.abandon(ctx, image)
             self.add_message(vol["project_id"], "VOLUME", volume_id,
                              f"upload volume to image: {exc}", getattr(ctx, "request_id", None))

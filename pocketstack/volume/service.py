@@ -55,6 +55,11 @@ class VolumeService(Service):
     def start(self) -> None:
         self.db.sync()
         self.manager.start()
+        compute = self.cloud.services.get("compute")
+        if compute is not None:
+            from pocketstack.volume.compute_api import ComputeVolumeAPI
+
+            compute.volume_api = ComputeVolumeAPI(self.manager)
 
     async def started(self) -> None:
         self.manager.loop = asyncio.get_running_loop()
