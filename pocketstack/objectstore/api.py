@@ -337,6 +337,8 @@ def build(service) -> Api:
             if mm == "get" and info.dlo:
                 info.dlo = None
                 parts = [_whole(handle)]
+            elif not (info.slo or info.dlo):
+                parts = [_whole(handle)]
             else:
                 parts = await _thread(store.parts_of, handle)
                 if info.dlo:

@@ -24,6 +24,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ import sqlalchemy as sa
 from pocketstack.common import errors
 from pocketstack.common.db import Database
 from pocketstack.objectstore import models
-from pocketstack.objectstore.index import Index
+from pocketstack.objectstore.index import ContainerGone, Index
 from pocketstack.objectstore.storage import DiskStore, ObjectMeta, OpenObject
 
 LOG = logging.getLogger(__name__)
@@ -163,13 +164,66 @@ class ObjectStore:
         self._containers: dict[tuple[str, str], ContainerInfo | None] = {}
         self._accounts: dict[str, dict[str, str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.pool = ThreadPoolExecutor(max_workers=self.opts.io_threads,
+                                       thread_name_prefix="objectstore-io")
 
     def setup(self) -> None:
         self.disk.setup()
+        if self.disk.mark_running():
+            LOG.warning("objectstore at %s was not stopped cleanly: rebuilding its index",
+                        self.disk.root)
+            LOG.warning("objectstore index rebuilt: %s", self.reindex())
         self.index.start()
 
     def stop(self) -> None:
         self.index.stop()
+        self.pool.shutdown(wait=True)
+        self.disk.mark_stopped()
+
+    def reindex(self) -> dict[str, int]:
+        """Make the index agree with the files (the truth) after an unclean stop:
+        rows for objects whose index write was lost, no rows for files gone, exact
+        counts. Objects of containers that no longer exist are removed."""
+        C, O = models.container, models.object_  # noqa: E741
+        stats = {"added": 0, "updated": 0, "dropped": 0, "orphans": 0}
+        with self.db.engine.begin() as conn:
+            containers = {(r.account, r.name) for r in conn.execute(
+                sa.select(C.c.account, C.c.name))}
+            for meta in self.disk.walk():
+                path = self.disk.path(meta.account, meta.container, meta.name)
+                if (meta.account, meta.container) not in containers:
+                    self.disk.remove(path)
+                    stats["orphans"] += 1
+                    continue
+                row = _row(meta, ObjectInfo.of(meta))
+                key = (O.c.account == meta.account) & (O.c.container == meta.container) & \
+                    (O.c.name == meta.name)
+                have = conn.execute(sa.select(O.c.timestamp, O.c.size, O.c.etag,
+                                              O.c.content_type, O.c.delete_at)
+                                    .where(key)).first()
+                if have is None:
+                    conn.execute(O.insert().values(**row))
+                    stats["added"] += 1
+                elif tuple(have) != (row["timestamp"], row["size"], row["etag"],
+                                     row["content_type"], row["delete_at"]):
+                    conn.execute(O.update().where(key).values(**row))
+                    stats["updated"] += 1
+            gone = []
+            for r in conn.execute(sa.select(O.c.account, O.c.container, O.c.name)).all():
+                if self.read_meta(r.account, r.container, r.name) is None and \
+                        self.disk.read_meta(self.disk.path(*r)) is None:
+                    gone.append(tuple(r))
+            for account, container, name in gone:
+                conn.execute(O.delete().where((O.c.account == account) &
+                                              (O.c.container == container) &
+                                              (O.c.name == name)))
+            stats["dropped"] = len(gone)
+            match = (O.c.account == C.c.account) & (O.c.container == C.c.name)
+            conn.execute(C.update().values(
+                object_count=sa.select(sa.func.count()).where(match).scalar_subquery(),
+                bytes_used=sa.select(sa.func.coalesce(sa.func.sum(O.c.size), 0))
+                .where(match).scalar_subquery()))
+        return stats
 
     # -- accounts -------------------------------------------------------------
 
@@ -303,22 +357,10 @@ class ObjectStore:
             self._containers.pop((account, name), None)
 
     def delete_container(self, account: str, name: str) -> None:
-        C, O = models.container, models.object_  # noqa: E741
-
-        def txn(s):
-            row = s.execute(sa.select(C.c.object_count).where(
-                (C.c.account == account) & (C.c.name == name))).first()
-            if row is None:
-                raise errors.NotFound()
-            any_object = s.execute(sa.select(O.c.name).where(
-                (O.c.account == account) & (O.c.container == name)).limit(1)).first()
-            if row.object_count or any_object is not None:
-                raise errors.Conflict("There was a conflict when trying to complete your "
-                                      "request.")
-            s.execute(C.delete().where((C.c.account == account) & (C.c.name == name)))
-
+        """Delete an empty container (409 otherwise); the index's writer does it, so
+        no object can be indexed into it meanwhile."""
         try:
-            self.db.transaction(txn)
+            self.index.submit(Index.op_delete_container, account, name).result()
         finally:
             self._containers.pop((account, name), None)
 
@@ -411,7 +453,7 @@ class ObjectStore:
             handle = part.handle
             owned = False
             if handle is None:
-                handle = await asyncio.to_thread(self.open_object, part.account,
+                handle = await self._io(self.open_object, part.account,
                                                  part.container, part.name)
                 owned = True
                 if handle is None:
@@ -431,7 +473,7 @@ class ObjectStore:
                     if n <= SMALL:
                         data = handle.read(pos, n)
                     else:
-                        data = await asyncio.to_thread(handle.read, pos, n)
+                        data = await self._io(handle.read, pos, n)
                     if not data:
                         raise errors.Conflict("Object shrank while being read.")
                     pos += len(data)
@@ -473,7 +515,7 @@ class ObjectStore:
                     if pending is not None:
                         await pending
                     data, buf = bytes(buf), bytearray()
-                    pending = asyncio.ensure_future(asyncio.to_thread(writer.write, data))
+                    pending = asyncio.ensure_future(self._io(writer.write, data))
             if pending is not None:
                 await pending
                 pending = None
@@ -481,7 +523,7 @@ class ObjectStore:
                 if len(buf) <= SMALL:
                     writer.write(buf)
                 else:
-                    await asyncio.to_thread(writer.write, bytes(buf))
+                    await self._io(writer.write, bytes(buf))
         except BaseException:
             if pending is not None:
                 try:
@@ -518,10 +560,6 @@ class ObjectStore:
             meta = ObjectMeta(account, container, name, timestamp or now_ts(), digest,
                               content_type or guess_type(name), headers=dict(headers or {}),
                               sys=dict(sys or {}))
-            if writer.size <= SMALL:
-                writer.seal(meta)
-            else:
-                await asyncio.to_thread(writer.seal, meta)
         except BaseException:
             writer.abort()
             raise
@@ -559,40 +597,51 @@ class ObjectStore:
                        if_none_match: bool = False) -> ObjectInfo:
         account, container, name = meta.account, meta.container, meta.name
         path = self.disk.path(account, container, name)
+        meta.size = writer.size
         info = ObjectInfo.of(meta)
-        row = _row(meta, info)
+        ops = [(Index.op_put_object, _row(meta, info))]
         async with self._lock(path):
             try:
                 old = self.read_meta(account, container, name)
                 if if_none_match and old is not None:
                     raise errors.PreconditionFailed()
-                archive = None
-                if old is not None:
-                    archive = self._archive_target(cinfo, old)
-                if archive is not None:
-                    arch_meta, arch_path = archive
-                    await asyncio.to_thread(self.disk.move, path, arch_path, arch_meta)
-                await asyncio.to_thread(self.disk.install, writer, path)
+                archive = self._archive_target(cinfo, old) if old is not None else None
+                dirs = await self._io(self._commit_files, writer, meta, path, archive)
             except BaseException:
                 writer.abort()
                 raise
-            ops = [(Index.op_put_object, row)]
             if archive is not None:
-                ops.insert(0, (Index.op_put_object, _row(archive[0], ObjectInfo.of(archive[0]))))
-            try:
-                await self._index(*ops)
-            except Exception as exc:
-                if exc.__class__.__name__ == "ContainerGone":
-                    await asyncio.to_thread(self.disk.remove, path)
-                    raise errors.NotFound() from None
-                raise
+                ops.append((Index.op_put_object, _row(archive[0], ObjectInfo.of(archive[0]))))
+            # The directory fsync and the index commit run side by side.
+            synced, indexed = await asyncio.gather(
+                self._io(self.disk.sync_dirs, dirs), self._index(*ops),
+                return_exceptions=True)
+            if isinstance(indexed, ContainerGone):
+                await self._io(self.disk.remove, path)
+                raise errors.NotFound()
+            for result in (synced, indexed):
+                if isinstance(result, BaseException):
+                    raise result
         return info
 
+    def _commit_files(self, writer, meta: ObjectMeta, path: str, archive) -> set[str]:
+        """Seal the upload (metadata, fsync), archive the old copy, rename into place;
+        returns the directories still to fsync."""
+        if writer.fd >= 0:
+            writer.seal(meta)
+        dirs: set[str] = set()
+        if archive is not None:
+            arch_meta, arch_path = archive
+            dirs |= self.disk.move(path, arch_path, arch_meta, sync=False)
+        return dirs | self.disk.install(writer, path, sync=False)
+
+    async def _io(self, fn, *args):
+        """Run blocking file work on the store's I/O threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
     async def _index(self, *ops) -> Any:
-        result = None
-        for op, *args in ops:
-            result = await asyncio.wrap_future(self.index.submit(op, *args))
-        return result
+        """Apply index operations in one transaction (group-committed with others)."""
+        return await asyncio.wrap_future(self.index.submit(Index.op_many, ops))
 
     def _archive_target(self, cinfo: ContainerInfo, old: ObjectMeta):
         where = cinfo.get("X-Versions-Location") or cinfo.get("X-History-Location")
@@ -617,7 +666,7 @@ class ObjectStore:
             meta.headers = {**keep, **headers}
             if content_type:
                 meta.content_type = content_type
-            await asyncio.to_thread(self.disk.update_meta, path, meta)
+            await self._io(self.disk.update_meta, path, meta)
             values = {"content_type": meta.content_type, "delete_at": meta.delete_at}
             await self._index((Index.op_update_object, account, container, name, values))
         return meta
@@ -643,14 +692,14 @@ class ObjectStore:
                 arch = ObjectMeta(account, history, arch_name, meta.timestamp, meta.etag,
                                   meta.content_type, meta.size, dict(meta.headers),
                                   dict(meta.sys))
-                await asyncio.to_thread(self.disk.move, path,
+                await self._io(self.disk.move, path,
                                         self.disk.path(account, history, arch_name), arch)
                 await self._index((Index.op_put_object, _row(arch, ObjectInfo.of(arch))),
                                   (Index.op_delete_object, account, container, name))
                 return True
             existed = False
             if meta is not None:
-                await asyncio.to_thread(self.disk.remove, path)
+                await self._io(self.disk.remove, path)
             existed = bool(await self._index((Index.op_delete_object, account, container,
                                               name))) or meta is not None
             if stack and self.get_container(account, stack):
@@ -660,8 +709,8 @@ class ObjectStore:
 
     async def _restore_version(self, account, container, name, where) -> bool:
         prefix = f"{len(name.encode()):03x}{name}/"
-        rows = await asyncio.to_thread(self.list_objects, account, where, prefix=prefix,
-                                       reverse=True, limit=1)
+        rows = await self._io(lambda: self.list_objects(account, where, prefix=prefix,
+                                                        reverse=True, limit=1))
         if not rows:
             return False
         arch_name = rows[0].name
@@ -672,7 +721,7 @@ class ObjectStore:
         meta = ObjectMeta(account, container, name, old.timestamp, old.etag, old.content_type,
                           old.size, dict(old.headers), dict(old.sys))
         dst = self.disk.path(account, container, name)
-        await asyncio.to_thread(self.disk.move, src, dst, meta)
+        await self._io(self.disk.move, src, dst, meta)
         await self._index((Index.op_put_object, _row(meta, ObjectInfo.of(meta))),
                           (Index.op_delete_object, account, where, arch_name))
         return True
@@ -683,7 +732,7 @@ class ObjectStore:
         """Server-side copy; the copy gets the source's metadata plus ``headers``."""
         check_object_name(dst[2])
         cinfo = self.require_container(dst[0], dst[1])
-        handle = await asyncio.to_thread(self.open_object, *src)
+        handle = await self._io(self.open_object, *src)
         if handle is None:
             raise errors.NotFound()
         try:
@@ -711,7 +760,6 @@ class ObjectStore:
         try:
             meta = ObjectMeta(*dst, now_ts(), writer.md5.hexdigest(), ctype,
                               headers=new_headers, sys=sys)
-            await asyncio.to_thread(writer.seal, meta)
         except BaseException:
             writer.abort()
             raise
@@ -776,7 +824,7 @@ class ObjectStore:
     async def put_slo(self, account: str, container: str, name: str, segments: list[dict], *,
                       content_type: str | None, headers: dict[str, str],
                       etag: str | None = None) -> ObjectInfo:
-        stored, total, slo_etag = await asyncio.to_thread(self.build_slo, account, segments)
+        stored, total, slo_etag = await self._io(self.build_slo, account, segments)
         if etag is not None and etag.strip('"') != slo_etag:
             raise errors.UnprocessableEntity("The provided ETag does not match the large "
                                              "object's ETag.")
@@ -788,7 +836,7 @@ class ObjectStore:
 
     async def delete_slo(self, account: str, container: str, name: str) -> dict:
         """multipart-manifest=delete: the segments, then the manifest."""
-        handle = await asyncio.to_thread(self.open_object, account, container, name)
+        handle = await self._io(self.open_object, account, container, name)
         if handle is None:
             raise errors.NotFound()
         try:
@@ -825,7 +873,7 @@ class ObjectStore:
     async def expire(self) -> int:
         """Delete objects past their X-Delete-At (one sweep)."""
         now = int(time.time())
-        rows = await asyncio.to_thread(self.index.expired, now)
+        rows = await self._io(self.index.expired, now)
         done = 0
         for row in rows:
             try:
@@ -858,7 +906,7 @@ class ObjectStore:
     async def get(self, account: str, container: str, name: str, *, start: int = 0,
                   end: int | None = None) -> tuple[ObjectInfo, AsyncIterator[bytes]]:
         """An object's info and its bytes [start, end) as an async iterator."""
-        handle = await asyncio.to_thread(self.open_object, account, container, name)
+        handle = await self._io(self.open_object, account, container, name)
         if handle is None:
             raise errors.NotFound()
         info = ObjectInfo.of(handle.meta)
@@ -876,7 +924,7 @@ class ObjectStore:
         return info, body()
 
     async def head(self, account: str, container: str, name: str) -> ObjectInfo:
-        meta = await asyncio.to_thread(self.read_meta, account, container, name)
+        meta = await self._io(self.read_meta, account, container, name)
         if meta is None:
             raise errors.NotFound()
         return ObjectInfo.of(meta)

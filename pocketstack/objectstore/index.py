@@ -17,6 +17,7 @@ from concurrent.futures import Future
 
 import sqlalchemy as sa
 
+from pocketstack.common import errors
 from pocketstack.common.db import Database
 from pocketstack.objectstore import models
 
@@ -31,11 +32,69 @@ class ContainerGone(Exception):
     """The container was deleted while an object was being written into it."""
 
 
+def _key(table):
+    return (table.c.account == sa.bindparam("a")) & (table.c.container == sa.bindparam("c")) \
+        & (table.c.name == sa.bindparam("n"))
+
+
+# The hot statements, built once.
+SEL_CONT = sa.select(C.c.object_count).where((C.c.account == sa.bindparam("a")) &
+                                             (C.c.name == sa.bindparam("c")))
+SEL_OLD = sa.select(O.c.size, O.c.etag, O.c.timestamp).where(_key(O))
+INS_OBJ = O.insert()
+UPD_OBJ = O.update().where(_key(O)).values(
+    size=sa.bindparam("v_size"), etag=sa.bindparam("v_etag"),
+    content_type=sa.bindparam("v_ct"), timestamp=sa.bindparam("v_ts"),
+    delete_at=sa.bindparam("v_da"))
+DEL_OBJ = O.delete().where(_key(O))
+UPD_COUNTS = C.update().where((C.c.account == sa.bindparam("a")) &
+                              (C.c.name == sa.bindparam("c"))).values(
+    object_count=C.c.object_count + sa.bindparam("dn", type_=sa.BigInteger),
+    bytes_used=C.c.bytes_used + sa.bindparam("db", type_=sa.BigInteger))
+
+
+class Tx:
+    """One batch's transaction: its connection and the container counters it moves
+    (applied once per container per batch)."""
+
+    __slots__ = ("index", "conn", "deltas")
+
+    def __init__(self, index: Index, conn):
+        self.index = index
+        self.conn = conn
+        self.deltas: dict[tuple[str, str], list[int]] = {}
+
+    def require_container(self, account: str, container: str) -> None:
+        key = (account, container)
+        alive = self.index._alive
+        if key in alive:
+            return
+        if self.conn.execute(SEL_CONT, {"a": account, "c": container}).first() is None:
+            raise ContainerGone()
+        if len(alive) > 100000:
+            alive.clear()
+        alive.add(key)
+
+    def delta(self, account: str, container: str, count: int, size: int) -> None:
+        d = self.deltas.setdefault((account, container), [0, 0])
+        d[0] += count
+        d[1] += size
+
+    def flush(self) -> None:
+        for (account, container), (count, size) in self.deltas.items():
+            if count or size:
+                self.conn.execute(UPD_COUNTS, {"a": account, "c": container, "dn": count,
+                                               "db": size})
+        self.deltas.clear()
+
+
 class Index:
     def __init__(self, db: Database):
         self.db = db
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        # Containers known to exist; only the writer thread deletes containers.
+        self._alive: set[tuple[str, str]] = set()
 
     # -- the writer thread ------------------------------------------------------
 
@@ -59,89 +118,141 @@ class Index:
         self._queue.put((op, args, fut))
         return fut
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < 256:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._apply(batch)
-            if stop:
-                return
+    def _connect(self):
+        """The writer thread's own connection. On SQLite its commits append to the
+        WAL without an fsync each (synchronous=NORMAL): an object's bytes and
+        metadata are already durable on disk before its index row is written, and
+        after an unclean stop the service rebuilds the index from the files
+        (``ObjectStore.setup``). Container and account changes keep full syncs."""
+        conn = self.db.engine.connect()
+        if self.db.dialect == "sqlite":
+            conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
+        return conn
 
-    def _apply(self, batch) -> None:
+    def _run(self) -> None:
+        conn = None
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                stop = False
+                while len(batch) < 256:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                if conn is None:
+                    try:
+                        conn = self._connect()
+                    except Exception as exc:
+                        for _op, _args, fut in batch:
+                            fut.set_exception(exc)
+                        continue
+                if not self._apply(conn, batch):
+                    conn.invalidate()
+                    conn.close()
+                    conn = None
+                if stop:
+                    return
+        finally:
+            if conn is not None:
+                if self.db.dialect == "sqlite":
+                    conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")
+                conn.close()
+
+    def _apply(self, conn, batch) -> bool:
+        """Apply a batch in one transaction; False when the connection failed."""
         results = []
         try:
-            with self.db.engine.begin() as conn:
+            with conn.begin():
+                tx = Tx(self, conn)
                 for op, args, _fut in batch:
-                    try:
-                        with conn.begin_nested() if len(batch) > 1 else _null():
-                            results.append((True, op(conn, *args)))
-                    except ContainerGone as exc:
+                    try:  # operations refuse (raise) before they write anything
+                        results.append((True, op(tx, *args)))
+                    except (ContainerGone, errors.ApiError) as exc:
                         results.append((False, exc))
+                tx.flush()
         except Exception as exc:  # the commit itself failed: retry each alone
+            self._alive.clear()
             if len(batch) == 1:
                 batch[0][2].set_exception(exc)
-                return
+                return not isinstance(exc, sa.exc.DBAPIError) or not exc.connection_invalidated
+            ok = True
             for item in batch:
-                self._apply([item])
-            return
+                ok = self._apply(conn, [item]) and ok
+            return ok
         for (_op, _args, fut), (ok, value) in zip(batch, results, strict=True):
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+        return True
 
     # -- operations (run on the writer thread) --------------------------------
 
     @staticmethod
-    def op_put_object(conn, row: dict) -> dict | None:
+    def op_many(tx: Tx, ops) -> object:
+        result = None
+        for op, *args in ops:
+            result = op(tx, *args)
+        return result
+
+    @staticmethod
+    def op_put_object(tx: Tx, row: dict) -> dict | None:
         """Insert or replace an object row; returns the row it replaced."""
-        key = (O.c.account == row["account"]) & (O.c.container == row["container"]) & \
-            (O.c.name == row["name"])
-        cont = (C.c.account == row["account"]) & (C.c.name == row["container"])
-        if conn.execute(sa.select(C.c.object_count).where(cont)).first() is None:
-            raise ContainerGone()
-        old = conn.execute(sa.select(O.c.size, O.c.etag, O.c.timestamp).where(key)).first()
+        a, c = row["account"], row["container"]
+        tx.require_container(a, c)
+        conn = tx.conn
+        old = conn.execute(SEL_OLD, {"a": a, "c": c, "n": row["name"]}).first()
         if old is None:
-            conn.execute(O.insert().values(**row))
-            conn.execute(C.update().where(cont).values(
-                object_count=C.c.object_count + 1, bytes_used=C.c.bytes_used + row["size"]))
+            conn.execute(INS_OBJ, row)
+            tx.delta(a, c, 1, row["size"])
             return None
-        conn.execute(O.update().where(key).values(
-            size=row["size"], etag=row["etag"], content_type=row["content_type"],
-            timestamp=row["timestamp"], delete_at=row["delete_at"]))
-        if row["size"] != old.size:
-            conn.execute(C.update().where(cont).values(
-                bytes_used=C.c.bytes_used + (row["size"] - old.size)))
+        conn.execute(UPD_OBJ, {"a": a, "c": c, "n": row["name"], "v_size": row["size"],
+                               "v_etag": row["etag"], "v_ct": row["content_type"],
+                               "v_ts": row["timestamp"], "v_da": row["delete_at"]})
+        tx.delta(a, c, 0, row["size"] - old.size)
         return dict(old._mapping)
 
     @staticmethod
-    def op_delete_object(conn, account: str, container: str, name: str) -> bool:
-        key = (O.c.account == account) & (O.c.container == container) & (O.c.name == name)
-        old = conn.execute(sa.select(O.c.size).where(key)).first()
+    def op_delete_object(tx: Tx, account: str, container: str, name: str) -> bool:
+        params = {"a": account, "c": container, "n": name}
+        old = tx.conn.execute(SEL_OLD, params).first()
         if old is None:
             return False
-        conn.execute(O.delete().where(key))
-        conn.execute(C.update().where((C.c.account == account) & (C.c.name == container))
-                     .values(object_count=C.c.object_count - 1,
-                             bytes_used=C.c.bytes_used - old.size))
+        tx.conn.execute(DEL_OBJ, params)
+        tx.delta(account, container, -1, -old.size)
         return True
 
     @staticmethod
-    def op_update_object(conn, account: str, container: str, name: str, values: dict) -> None:
-        conn.execute(O.update().where((O.c.account == account) & (O.c.container == container)
-                                      & (O.c.name == name)).values(**values))
+    def op_update_object(tx: Tx, account: str, container: str, name: str,
+                         values: dict) -> None:
+        tx.conn.execute(O.update().where((O.c.account == account) &
+                                         (O.c.container == container) &
+                                         (O.c.name == name)).values(**values))
+
+    @staticmethod
+    def op_delete_container(tx: Tx, account: str, name: str) -> None:
+        """Delete an empty container (here, so no object write races with it)."""
+        tx.flush()
+        conn = tx.conn
+        row = conn.execute(sa.select(C.c.object_count).where(
+            (C.c.account == account) & (C.c.name == name))).first()
+        if row is None:
+            raise errors.NotFound()
+        any_object = conn.execute(sa.select(O.c.name).where(
+            (O.c.account == account) & (O.c.container == name)).limit(1)).first()
+        if row.object_count or any_object is not None:
+            raise errors.Conflict("There was a conflict when trying to complete your "
+                                  "request.")
+        conn.execute(C.delete().where((C.c.account == account) & (C.c.name == name)))
+        tx.index._alive.discard((account, name))
 
     # -- reads ------------------------------------------------------------------
 
@@ -243,11 +354,3 @@ def _prefix_upper(prefix: str) -> str | None:
             return prefix[:-1] + chr(last + 1)
         prefix = prefix[:-1]
     return None
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

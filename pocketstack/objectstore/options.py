@@ -35,6 +35,8 @@ def register(conf: cfg.ConfigOpts) -> None:
                    help="Role that reaches every account and may set account quotas."),
         cfg.IntOpt("expirer_interval", default=30,
                    help="Seconds between sweeps deleting objects past X-Delete-At."),
+        cfg.IntOpt("io_threads", default=32,
+                   help="Threads doing blocking file work (writes, fsyncs, big reads)."),
         cfg.BoolOpt("fsync", default=True,
                     help="fsync data and directories before acknowledging a write."),
     ], group="objectstore")

@@ -198,20 +198,51 @@ class DiskStore:
     def writer(self, expected_size: int | None = None) -> Writer:
         return Writer(self, expected_size)
 
-    def install(self, writer: Writer, path: str) -> None:
-        """Rename a sealed upload into place and make the rename durable."""
+    def install(self, writer: Writer, path: str, *, sync: bool = True) -> set[str]:
+        """Rename a sealed upload into place; the directory fsync makes the rename
+        durable (done here, or by the caller with ``sync_dirs`` when ``sync`` is off)."""
         d = self._dir_for(path)
         os.rename(writer.tmp_path, path)
-        self._fsync_dir(d)
+        if sync:
+            self._fsync_dir(d)
+        return {d}
 
-    def move(self, src: str, dst: str, meta: ObjectMeta) -> None:
+    def move(self, src: str, dst: str, meta: ObjectMeta, *, sync: bool = True) -> set[str]:
         """Give an existing object a new name (versioning archives the old copy so)."""
         d = self._dir_for(dst)
         os.setxattr(src, XATTR, meta.pack())
         os.rename(src, dst)
-        self._fsync_dir(d)
-        if os.path.dirname(src) != d:
-            self._fsync_dir(os.path.dirname(src))
+        dirs = {d, os.path.dirname(src)}
+        if sync:
+            self.sync_dirs(dirs)
+        return dirs
+
+    def sync_dirs(self, dirs) -> None:
+        for d in dirs:
+            self._fsync_dir(d)
+
+    # -- crash recovery ---------------------------------------------------------
+
+    @property
+    def marker(self) -> str:
+        return os.path.join(self.root, "running")
+
+    def mark_running(self) -> bool:
+        """Note that the store is in use; True if it was not stopped cleanly before."""
+        unclean = os.path.exists(self.marker)
+        if not unclean:
+            with open(self.marker, "w") as f:
+                f.write(str(os.getpid()))
+                f.flush()
+                os.fsync(f.fileno())
+            self._fsync_dir(self.root)
+        return unclean
+
+    def mark_stopped(self) -> None:
+        try:
+            os.unlink(self.marker)
+        except FileNotFoundError:
+            pass
 
     def open(self, path: str) -> OpenObject | None:
         try:

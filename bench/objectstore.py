@@ -1,0 +1,293 @@
+"""Object storage bench: big-object throughput vs cp, server memory, small-object rates.
+
+    python3 bench/objectstore.py [--size-mib 1024] [--rss-size-mib 2048] [--small 4000]
+
+Starts a cloud (identity + objectstore) in a separate process with its state on
+the same disk as the `cp` baseline, then from this process:
+
+1. 1 GiB object PUT and GET wall-clock throughput, beside `cp` + `sync` of the
+   same file in the same run; server CPU seconds per GiB (from /proc).
+2. Peak RSS of the server while a 2 GiB object goes in and out, vs idle.
+3. 4 KiB objects: PUT and GET per second at concurrency 8 (keep-alive HTTP/1.1).
+
+Figures only, printed beside the goals of ANCHORS.md; never pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+GIB = 1024 ** 3
+
+
+def serve(state_path: str) -> None:
+    """Child process: run the cloud until stdin closes."""
+    from pocketstack.testing import start_cloud
+
+    running = start_cloud(state_path, {"enabled_services": ["identity", "objectstore"]})
+    print(json.dumps({"url": running.url, "password": running.admin_password,
+                      "pid": os.getpid()}), flush=True)
+    sys.stdin.read()
+    running.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0.0
+        self.stop = False
+
+    def run(self):
+        while not self.stop:
+            self.peak = max(self.peak, rss_mib(self.pid))
+            time.sleep(0.01)
+
+
+def token_and_url(url: str, password: str) -> tuple[str, str]:
+    import httpx
+
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "password": password, "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+    r = httpx.post(url + "/identity/v3/auth/tokens", json=body)
+    r.raise_for_status()
+    project = r.json()["token"]["project"]["id"]
+    return r.headers["X-Subject-Token"], f"{url}/object-store/v1/AUTH_{project}"
+
+
+def _conn(storage: str) -> tuple[socket.socket, str, str]:
+    u = urllib.parse.urlsplit(storage)
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock, u.netloc, u.path
+
+
+def _read_head(sock: socket.socket) -> tuple[int, dict, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, rest
+
+
+def put_file(storage: str, token: str, path: str, src: str) -> None:
+    """PUT a file with sendfile (the client costs as little as it can)."""
+    sock, host, base = _conn(storage)
+    size = os.path.getsize(src)
+    sock.sendall((f"PUT {base}/{path} HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {token}\r\n"
+                  f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n")
+                 .encode())
+    with open(src, "rb") as f:
+        offset = 0
+        while offset < size:
+            offset += os.sendfile(sock.fileno(), f.fileno(), offset, size - offset)
+    status, _h, _rest = _read_head(sock)
+    sock.close()
+    assert status == 201, status
+
+
+def get_file(storage: str, token: str, path: str, dst: str | None) -> int:
+    sock, host, base = _conn(storage)
+    sock.sendall(f"GET {base}/{path} HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {token}\r\n\r\n"
+                 .encode())
+    status, headers, rest = _read_head(sock)
+    assert status == 200, status
+    length = int(headers["content-length"])
+    got = len(rest)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    out = open(dst, "wb") if dst else None
+    if out and rest:
+        out.write(rest)
+    while got < length:
+        n = sock.recv_into(view)
+        if not n:
+            break
+        got += n
+        if out:
+            out.write(view[:n])
+    if out:
+        out.flush()
+        os.fsync(out.fileno())
+        out.close()
+    sock.close()
+    return got
+
+
+async def small_objects(storage: str, token: str, count: int, conc: int) -> tuple[float, float]:
+    u = urllib.parse.urlsplit(storage)
+    body = os.urandom(4096)
+
+    async def worker(i: int, method: str, names: list[str]):
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        for name in names:
+            if method == "PUT":
+                req = (f"PUT {u.path}/small/{name} HTTP/1.1\r\nHost: {u.netloc}\r\n"
+                       f"X-Auth-Token: {token}\r\nContent-Length: 4096\r\n\r\n").encode() + body
+            else:
+                req = (f"GET {u.path}/small/{name} HTTP/1.1\r\nHost: {u.netloc}\r\n"
+                       f"X-Auth-Token: {token}\r\n\r\n").encode()
+            writer.write(req)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            assert status in (200, 201), head
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if length:
+                await reader.readexactly(length)
+        writer.close()
+
+    names = [f"o{i:06d}" for i in range(count)]
+    shards = [names[i::conc] for i in range(conc)]
+    rates = []
+    for method in ("PUT", "GET"):
+        t = time.perf_counter()
+        await asyncio.gather(*(worker(i, method, shards[i]) for i in range(conc)))
+        rates.append(count / (time.perf_counter() - t))
+    return rates[0], rates[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rss-size-mib", type=int, default=2048)
+    parser.add_argument("--small", type=int, default=4000)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve)
+
+    work = tempfile.mkdtemp(prefix="os-bench-", dir=args.dir)
+    state = os.path.join(work, "state")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", state],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        pid = info["pid"]
+        token, storage = token_and_url(info["url"], info["password"])
+        import httpx
+
+        for c in ("big", "small"):
+            httpx.put(f"{storage}/{c}", headers={"X-Auth-Token": token}).raise_for_status()
+
+        size = args.size_mib * 1024 * 1024
+        src = os.path.join(work, "src.bin")
+        with open(src, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(args.size_mib):
+                f.write(block)
+        subprocess.run(["sync"], check=True)
+        print(f"# object storage bench, {args.size_mib} MiB object, work dir on "
+              f"{work}")
+
+        # cp + sync of the same file, same disk.
+        t = time.perf_counter()
+        subprocess.run(["cp", src, os.path.join(work, "copy.bin")], check=True)
+        subprocess.run(["sync"], check=True)
+        cp_s = time.perf_counter() - t
+        os.unlink(os.path.join(work, "copy.bin"))
+        subprocess.run(["sync"], check=True)
+
+        cpu0 = cpu_seconds(pid)
+        t = time.perf_counter()
+        put_file(storage, token, "big/one", src)
+        put_s = time.perf_counter() - t
+        put_cpu = cpu_seconds(pid) - cpu0
+
+        cpu0 = cpu_seconds(pid)
+        t = time.perf_counter()
+        got = get_file(storage, token, "big/one", os.path.join(work, "got.bin"))
+        subprocess.run(["sync"], check=True)
+        get_s = time.perf_counter() - t
+        get_cpu = cpu_seconds(pid) - cpu0
+        assert got == size
+        os.unlink(os.path.join(work, "got.bin"))
+
+        cpu0 = cpu_seconds(pid)
+        t = time.perf_counter()
+        get_file(storage, token, "big/one", None)
+        get_null_s = time.perf_counter() - t
+        get_null_cpu = cpu_seconds(pid) - cpu0
+        gib = size / GIB
+        mbps = size / 1e6
+        print(f"cp + sync                 {mbps / cp_s:8.0f} MB/s ({cp_s:.2f} s)")
+        print(f"PUT 1 object              {mbps / put_s:8.0f} MB/s = {cp_s / put_s:.2f} of cp "
+              f"(goal >= 0.70); server {put_cpu / gib:.2f} CPU-s/GiB (goal <= 1)")
+        print(f"GET to file + sync        {mbps / get_s:8.0f} MB/s = {cp_s / get_s:.2f} of cp "
+              f"(goal >= 0.70); server {get_cpu / gib:.2f} CPU-s/GiB (goal <= 1)")
+        print(f"GET to /dev/null          {mbps / get_null_s:8.0f} MB/s = "
+              f"{cp_s / get_null_s:.2f} of cp; server {get_null_cpu / gib:.2f} CPU-s/GiB")
+        httpx.delete(f"{storage}/big/one", headers={"X-Auth-Token": token})
+        os.unlink(src)
+
+        # RSS while moving a 2 GiB object.
+        rsrc = os.path.join(work, "rss.bin")
+        with open(rsrc, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(args.rss_size_mib):
+                f.write(block)
+        time.sleep(0.5)
+        idle = rss_mib(pid)
+        sampler = RssSampler(pid)
+        sampler.start()
+        put_file(storage, token, "big/two", rsrc)
+        get_file(storage, token, "big/two", None)
+        sampler.stop = True
+        sampler.join()
+        print(f"server RSS idle {idle:.1f} MiB, peak moving {args.rss_size_mib} MiB "
+              f"{sampler.peak:.1f} MiB: +{sampler.peak - idle:.1f} MiB (goal <= +50 MB)")
+        httpx.delete(f"{storage}/big/two", headers={"X-Auth-Token": token})
+        os.unlink(rsrc)
+
+        cpu0 = cpu_seconds(pid)
+        put_rate, get_rate = asyncio.run(small_objects(storage, token, args.small, 8))
+        small_cpu = cpu_seconds(pid) - cpu0
+        print(f"4 KiB objects, c=8        PUT {put_rate:7.0f}/s (goal >= 600)  "
+              f"GET {get_rate:7.0f}/s (goal >= 2000); server "
+              f"{small_cpu / (2 * args.small) * 1000:.2f} ms CPU an op")
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
