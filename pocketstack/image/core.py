@@ -733,7 +733,7 @@ class ImageManager:
             vsize = formats.virtual_size(row.disk_format, facts["head"], facts["size"])
             return self._change(
                 session, image_id, status="active", size=facts["size"], virtual_size=vsize,
-                checksum=facts["checksum"], os_hash_algo="sha512",
+                checksum=facts["checksum"], os_hash_algo=facts["os_hash_algo"],
                 os_hash_value=facts["os_hash_value"], location=location,
                 updated_at=utcnow())
 
@@ -764,12 +764,14 @@ class ImageManager:
         room = await run_in_threadpool(self._begin, ctx, image_id, "saving", size)
         try:
             written: Written = await self.store.add(
-                image_id, source, max_size=room, too_large=lambda _: self._too_large(room))
+                image_id, source, max_size=room, too_large=lambda _: self._too_large(room),
+                algo=self.conf.hashing_algorithm)
         except BaseException:
             await run_in_threadpool(self._revert, image_id, "saving")
             raise
         facts = {"size": written.size, "checksum": written.checksum,
-                 "os_hash_value": written.os_hash_value, "head": written.head}
+                 "os_hash_algo": written.os_hash_algo, "os_hash_value": written.os_hash_value,
+                 "head": written.head}
         return await run_in_threadpool(self._activate, image_id, "saving", written.location,
                                        facts)
 
@@ -790,8 +792,10 @@ class ImageManager:
         room = await run_in_threadpool(self._begin, ctx, image_id, "uploading", size)
         try:
             written = await self.staging.add(image_id, source, max_size=room,
-                                              too_large=lambda _: self._too_large(room))
+                                              too_large=lambda _: self._too_large(room),
+                                              algo=self.conf.hashing_algorithm)
             facts = {"size": written.size, "checksum": written.checksum,
+                     "os_hash_algo": written.os_hash_algo,
                      "os_hash_value": written.os_hash_value, "head": written.head.hex()}
             _, meta = self._staged(image_id)
             with open(meta + ".tmp", "w") as f:

@@ -36,6 +36,10 @@ def register(conf: cfg.ConfigOpts) -> None:
                    help="Images a list returns when the request gives no limit."),
         cfg.IntOpt("api_limit_max", default=1000, min=1,
                    help="Most images a list returns, whatever limit the request gives."),
+        cfg.StrOpt("hashing_algorithm", default="sha512",
+                   choices=["sha512", "sha384", "sha256", "sha3_512", "blake2b"],
+                   help="Algorithm of os_hash_value (md5 'checksum' is always computed). "
+                        "sha256 is several times cheaper where the CPU has SHA extensions."),
         cfg.ListOpt("enabled_import_methods", default=["glance-direct"],
                     help="Interoperable image import methods offered."),
         cfg.StrOpt("node_staging_uri", default=None,

@@ -34,8 +34,9 @@ class Written:
     location: str
     size: int
     checksum: str  # md5 hex
-    os_hash_value: str  # sha512 hex
+    os_hash_value: str  # hex digest of os_hash_algo
     head: bytes  # the first HEAD bytes
+    os_hash_algo: str = "sha512"
 
 
 async def run(fn: Callable, *args):
@@ -60,7 +61,7 @@ async def blocks(source: AsyncIterator[bytes], size: int = BLOCK) -> AsyncIterat
 
 async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
                max_size: int | None = None, too_large: Callable[[int], Exception] | None = None,
-               ) -> tuple[int, str, str, bytes]:
+               algo: str = "sha512") -> tuple[int, str, str, bytes]:
     """Feed ``source`` to ``write`` (called in a worker thread), hashing on the way.
 
     md5, sha512 and ``write`` each run in a thread of their own, taking the
@@ -70,12 +71,12 @@ async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
     arrived.
     """
     md5 = hashlib.md5(usedforsecurity=False)
-    sha = hashlib.sha512()
+    sha = hashlib.new(algo)
     size = 0
     head = b""
     loop = asyncio.get_running_loop()
     stages = [ThreadPoolExecutor(1, thread_name_prefix=f"image-{n}")
-              for n in ("md5", "sha512", "write")]
+              for n in ("md5", algo, "write")]
     steps = (md5.update, sha.update, write)
     in_flight: deque[list[asyncio.Future]] = deque()
     try:
@@ -112,7 +113,7 @@ class Store:
     description = ""
 
     async def add(self, image_id: str, source: AsyncIterator[bytes], *,
-                  max_size: int | None = None) -> Written:
+                  max_size: int | None = None, too_large=None, algo: str = "sha512") -> Written:
         """Store all of ``source`` durably (all or nothing) and return its facts."""
         raise NotImplementedError
 

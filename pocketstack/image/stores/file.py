@@ -58,13 +58,14 @@ class FileStore(Store):
         return os.path.join(self.datadir, f".tmp-{secrets.token_hex(8)}")
 
     async def add(self, image_id: str, source: AsyncIterator[bytes], *,
-                  max_size: int | None = None, too_large=None) -> Written:
+                  max_size: int | None = None, too_large=None, algo: str = "sha512") -> Written:
         final = self._final(image_id)
         tmp = self.temp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
             size, md5, sha, head = await pump(source, lambda b: write_all(fd, b),
-                                              max_size=max_size, too_large=too_large)
+                                              max_size=max_size, too_large=too_large,
+                                              algo=algo)
             await run(os.fsync, fd)
             os.close(fd)
             fd = -1
@@ -78,7 +79,7 @@ class FileStore(Store):
             except FileNotFoundError:
                 pass
             raise
-        return Written(SCHEME + final, size, md5, sha, head)
+        return Written(SCHEME + final, size, md5, sha, head, algo)
 
     async def adopt(self, image_id: str, path: str) -> str:
         final = self._final(image_id)

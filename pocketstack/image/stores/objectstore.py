@@ -62,12 +62,12 @@ class ObjectStore(Store):
         return account, container, name
 
     async def add(self, image_id: str, source: AsyncIterator[bytes], *,
-                  max_size: int | None = None, too_large=None) -> Written:
+                  max_size: int | None = None, too_large=None, algo: str = "sha512") -> Written:
         self.loop = asyncio.get_running_loop()
         account = await asyncio.to_thread(lambda: self.account)
         await asyncio.to_thread(self.objects.ensure_container, account, self.container)
-        sha = hashlib.sha512()
-        hasher = ThreadPoolExecutor(1, thread_name_prefix="image-sha512")
+        sha = hashlib.new(algo)
+        hasher = ThreadPoolExecutor(1, thread_name_prefix=f"image-{algo}")
         in_flight: deque[asyncio.Future] = deque()
         state = {"size": 0, "head": b""}
 
@@ -96,7 +96,7 @@ class ObjectStore(Store):
                     pass
             hasher.shutdown(wait=False)
         return Written(f"{SCHEME}{account}/{self.container}/{image_id}", state["size"],
-                       info.etag, sha.hexdigest(), state["head"])
+                       info.etag, sha.hexdigest(), state["head"], algo)
 
     async def adopt(self, image_id: str, path: str) -> str:
         self.loop = asyncio.get_running_loop()

@@ -139,3 +139,16 @@ def test_delete_during_staging_state(cloud, admin):
               headers={"Content-Type": "application/octet-stream"})
     assert admin.delete(f"/v2/images/{image['id']}").status_code == 204
     assert image_files(cloud) == []
+
+
+def test_hashing_algorithm_option(cloud_factory):
+    cloud = cloud_factory(hashing_algorithm="sha256")
+    conn = cloud.connect()
+    data = b"sha256 please" * 1000
+    image = conn.image.create_image(name="h", data=data, disk_format="raw",
+                                    container_format="bare", validate_checksum=False)
+    image = conn.image.get_image(image.id)
+    assert image.hash_algo == "sha256"
+    assert image.hash_value == hashlib.sha256(data).hexdigest()
+    assert image.checksum == hashlib.md5(data).hexdigest()
+    assert conn.image.download_image(image).content == data  # verified with sha256
