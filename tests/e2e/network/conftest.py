@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.e2e.conftest import require_binaries, require_root
-from tests.e2e.network.nettools import netns_list, sh, unique
+from tests.e2e.network.nettools import netns_list, sh, unique  # noqa: F401
 
 
 class Lab:
@@ -94,3 +94,116 @@ def rootwrap_helper():
     helper = rootwrap.RootHelper()
     yield helper
     helper.close()
+
+
+class DataPlane:
+    """The agents of one host over a hand-built topology, with an "outside
+    world" namespace on the external flat network's physical interface."""
+
+    def __init__(self, lab: Lab, tmp_path, rootwrap_helper, backend_name: str):
+        from pocketstack.network.agents.ip_lib import IpLib
+        from pocketstack.network.agents.l2 import L2Agent
+        from pocketstack.network.agents.l3 import L3Agent
+        from tests.e2e.network.topology import HOST, Topology
+
+        self.lab = lab
+        self.topo = Topology()
+        self.ip = IpLib(rootwrap_helper)
+        self.physnet = "p9ext"
+        self.phy = f"{lab.tag}-phy"
+        self.outside = lab.ns("out")
+        subprocess.run(["ip", "link", "add", self.phy, "type", "veth", "peer", "name", "eth0",
+                        "netns", self.outside], check=True)
+        lab.links.append(self.phy)
+        sh(None, "ip", "link", "set", self.phy, "up")
+        sh(self.outside, "ip", "link", "set", "eth0", "up")
+        self.backend_name = backend_name
+        self.ovs = None
+        if backend_name == "linuxbridge":
+            from pocketstack.network.agents.l2 import LinuxBridgeBackend
+
+            self.backend = LinuxBridgeBackend(self.ip, {self.physnet: self.phy}, "127.0.0.1")
+        else:
+            from pocketstack.network.agents.ovs import OvsBackend, OvsDaemons
+
+            self.ovs = OvsDaemons(rootwrap_helper, str(tmp_path / "ovs"))
+            self.ovs.start()
+            self.backend = OvsBackend(self.ovs, {self.physnet: self.phy}, "127.0.0.1",
+                                      bridge_prefix=lab.tag[2:8])
+        self.l2 = L2Agent(HOST, self.backend, str(tmp_path / "l2-owned.json"))
+        self.l3 = L3Agent(HOST, str(tmp_path), self.ip, self.backend,
+                          update_port=self.topo.update_port)
+        self.instances: dict[str, dict] = {}
+
+    def converge(self):
+        snap = self.topo.snap
+        self.l2.converge(snap)
+        self.l3.converge(snap, self.topo.routers, self.topo.floatingips)
+        self.l2.converge(snap)
+
+    def instance(self, port: dict, name: str, gateway: str | None = None) -> dict:
+        """A namespace with the port's veth (host end ``tap<port>``), as the
+        container driver makes it."""
+        from pocketstack.network.agents.l2 import tap_name
+
+        subnet = self.topo.snap.subnets[port["fixed_ips"][0]["subnet_id"]]
+        plen = subnet["cidr"].split("/")[1]
+        vm = self.lab.instance(None, None, name, port["mac_address"],
+                               [f"{f['ip_address']}/{plen}" for f in port["fixed_ips"]],
+                               tap=tap_name(port["id"]),
+                               gateway=gateway if gateway else subnet["gateway_ip"])
+        self.instances[name] = vm
+        return vm
+
+    def host_objects(self) -> list[str]:
+        """Host objects of this topology still present."""
+        from pocketstack.network.agents.l2 import tap_name
+
+        found = []
+        links = set(self.ip.links())
+        for net in self.topo.snap.networks.values():
+            name = self.backend.switch_for(net)
+            if name in links and not name.startswith("br-"):
+                found.append(f"switch {name}")
+        for port in self.topo.snap.ports.values():
+            if tap_name(port["id"]) in links:
+                found.append(f"tap {tap_name(port['id'])}")
+        for rid in self.topo.routers:
+            if f"qrouter-{rid}" in netns_list():
+                found.append(f"netns qrouter-{rid}")
+        if self.ovs is not None:
+            found += self.ovs.leftovers()
+        return found
+
+    def teardown(self):
+        snap = self.topo.snap
+        for vm in self.instances.values():
+            subprocess.run(["ip", "netns", "delete", vm["ns"]], capture_output=True)
+        snap.ports.clear()
+        snap.subnets.clear()
+        snap.networks.clear()
+        self.topo.routers.clear()
+        self.topo.floatingips.clear()
+        self.l3.converge(snap, {}, {})
+        self.l2.converge(snap)
+
+    def close(self):
+        if self.ovs is not None:
+            self.ovs.stop()
+
+
+@pytest.fixture(params=["linuxbridge", "openvswitch"])
+def dataplane(request, lab, tmp_path, rootwrap_helper):
+    if request.param == "openvswitch":
+        require_binaries("ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "ethtool")
+    dp = DataPlane(lab, tmp_path, rootwrap_helper, request.param)
+    try:
+        yield dp
+        names_before_teardown = dp.host_objects
+        dp.teardown()
+        assert names_before_teardown() == []
+    finally:
+        try:
+            dp.teardown()
+        finally:
+            dp.close()

@@ -18,12 +18,13 @@ s = socket.socket(family, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[2], int(sys.argv[1])))
 s.listen(64)
+name = (sys.argv[3] if len(sys.argv) > 3 else "-").encode()
 print("ready", flush=True)
 def serve(c, peer):
     f = c.makefile("rwb", buffering=0)
     for line in f:
         address = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-        f.write(b"ok " + address.encode() + b" " + line)
+        f.write(b"ok " + address.encode() + b" " + name + b" " + line)
     c.close()
 while True:
     c, peer = s.accept()
@@ -79,8 +80,9 @@ def sh(ns: str | None, *cmd: str, check: bool = True) -> str:
 
 
 class TcpServer:
-    def __init__(self, ns: str, port: int, bind: str = "0.0.0.0"):
-        self.proc = subprocess.Popen(in_ns(ns, PYTHON, "-u", "-c", SERVER, str(port), bind),
+    def __init__(self, ns: str, port: int, bind: str = "0.0.0.0", name: str = "-"):
+        self.proc = subprocess.Popen(in_ns(ns, PYTHON, "-u", "-c", SERVER, str(port), bind,
+                                           name),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
@@ -94,7 +96,7 @@ class TcpServer:
 
 
 def tcp(ns: str, ip: str, port: int, src: str = "", timeout: float = 2.0) -> str | None:
-    """The server's reply ("ok <peer address> hello"), or None when the
+    """The server's reply ("ok <peer address> <server name> hello"), or None when the
     connection could not be made."""
     proc = subprocess.run(in_ns(ns, PYTHON, "-c", CLIENT, ip, str(port), src, str(timeout)),
                           capture_output=True, text=True)
