@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime
 import secrets
+import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from pocketstack.common import errors
 from pocketstack.common.db import isotime
-from pocketstack.common.http import Api, JSONResponse, Request, keystone_error_body
-from pocketstack.common.validation import validate
-from pocketstack.identity import core, schemas
+from pocketstack.common.http import Api, JSONResponse, Request, dumps, keystone_error_body
+from pocketstack.identity import backends, core, schemas
 
 VERSION = {
     "id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
@@ -36,13 +37,16 @@ def build(service) -> Api:
         policy.enforce(req.context, f"identity:{action}", flat)
 
     def v3(req: Request) -> str:
-        return req.base_url + "/v3"
+        url = req.state.get("v3")
+        if url is None:
+            url = req.state["v3"] = req.base_url + "/v3"
+        return url
 
     def links(req: Request, collection: str, id: str) -> dict:
         return {"self": f"{v3(req)}/{collection}/{id}"}
 
     def body_of(req: Request, schema: dict, key: str) -> dict:
-        return validate(schema, req.json())[key]
+        return schemas.check(schema, req.json())[key]
 
     def list_response(req: Request, key: str, refs: list[dict], collection: str) -> dict:
         limit = service.conf.identity.list_limit
@@ -153,14 +157,26 @@ def build(service) -> Api:
 
     # -- tokens ------------------------------------------------------------
 
-    @api.route("/v3/auth/tokens", "POST", auth=False)
-    def issue_token(req):
-        body = validate(schemas.auth, req.json())
-        token, payload = authn.issue(body["auth"])
-        ctx = authn.context_for(payload, token)
+    async def on_loop_if_cached(handler, req):
+        """Run a read-only handler on the event loop when all it needs is in memory
+        (the common case for token issue by token and validation); when it would
+        block (a cache miss, a password hash) run it in the thread pool instead."""
+        try:
+            with backends.cache_only():
+                return handler(req)
+        except backends.CacheMiss:
+            return await run_in_threadpool(handler, req)
+
+    def issue(req):
+        body = schemas.check(schemas.auth, req.json())
+        token, payload, ctx = authn.issue(body["auth"])
         data = authn.token_body(payload, ctx, catalog=not req.flag("nocatalog"))
         return JSONResponse({"token": data}, status_code=201,
                             headers={"X-Subject-Token": token})
+
+    @api.route("/v3/auth/tokens", "POST", auth=False)
+    async def issue_token(req):
+        return await on_loop_if_cached(issue, req)
 
     def subject(req) -> tuple[str, object, object]:
         token = req.headers.get("x-subject-token")
@@ -168,19 +184,41 @@ def build(service) -> Api:
             raise errors.BadRequest("X-Subject-Token header is required.")
         try:
             payload = authn.decode(token)
-            ctx = authn.context_for(payload, token)
+            ctx = service.validator.cached(token) or service.validator.validate(token)
         except errors.Unauthorized:
             raise errors.NotFound(f"Could not find token: {token}.") from None
         enforce(req, "validate_token", token__user_id=payload.user_id)
         return token, payload, ctx
 
-    @api.route("/v3/auth/tokens", "GET")
-    def validate_token(req):
-        token, payload, ctx = subject(req)
+    # Rendered bodies of validated tokens: (token, with catalog) -> (generation,
+    # deadline, user id, JSON). Valid while nothing token-relevant changed.
+    bodies: dict[tuple[str, bool], tuple[int, float, str, bytes]] = {}
+    max_bodies = 20000
+
+    def validated(req):
+        token = req.headers.get("x-subject-token") or ""
+        catalog = not req.flag("nocatalog")
+        generation = service.generation()
+        hit = bodies.get((token, catalog))
+        if hit is not None and hit[0] == generation and time.monotonic() < hit[1]:
+            enforce(req, "validate_token", token__user_id=hit[2])
+            body = hit[3]
+        else:
+            token, payload, ctx = subject(req)
+            body = dumps({"token": authn.token_body(payload, ctx, catalog=catalog)})
+            if len(bodies) >= max_bodies:
+                bodies.clear()
+            lifetime = min(service.conf.token.cache_time, payload.expires_at - time.time())
+            bodies[(token, catalog)] = (generation, time.monotonic() + lifetime,
+                                        payload.user_id, body)
+        headers = {"X-Subject-Token": token}
         if req.method == "HEAD":
-            return Response(status_code=200, headers={"X-Subject-Token": token})
-        data = authn.token_body(payload, ctx, catalog=not req.flag("nocatalog"))
-        return JSONResponse({"token": data}, headers={"X-Subject-Token": token})
+            return Response(status_code=200, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    @api.route("/v3/auth/tokens", "GET")
+    async def validate_token(req):
+        return await on_loop_if_cached(validated, req)
 
     @api.route("/v3/auth/tokens", "DELETE", status=204)
     def revoke_token(req):
@@ -317,7 +355,7 @@ def build(service) -> Api:
     def replace_project_tags(req):
         project_id = req.path_params["project_id"]
         enforce(req, "update_project_tags", **project_target(req, project_id))
-        tags = validate(schemas.project_tags, req.json())["tags"]
+        tags = schemas.check(schemas.project_tags, req.json())["tags"]
         return {"tags": ident.update_project(project_id, {"tags": tags})["tags"]}
 
     @api.route("/v3/projects/{project_id}/tags", "DELETE", status=204)
@@ -339,7 +377,7 @@ def build(service) -> Api:
         project_id = req.path_params["project_id"]
         enforce(req, "create_project_tag", **project_target(req, project_id))
         tag = req.path_params["tag"]
-        validate(schemas.project_tags, {"tags": [tag]})
+        schemas.check(schemas.project_tags, {"tags": [tag]})
         tags = ident.get("project", project_id)["tags"]
         if tag not in tags:
             tags = ident.update_project(project_id, {"tags": [*tags, tag]})["tags"]

@@ -30,7 +30,7 @@ class Authenticator:
 
     # -- issuing -----------------------------------------------------------
 
-    def issue(self, auth: dict) -> tuple[str, Payload]:
+    def issue(self, auth: dict) -> tuple[str, Payload, RequestContext]:
         """Authenticate the ``auth`` body of POST /v3/auth/tokens."""
         identity = auth["identity"]
         methods = identity["methods"]
@@ -72,8 +72,10 @@ class Authenticator:
                     parent.project_id, parent.domain_id, parent.system)
         if app_cred is None:
             self._apply_scope(payload, user, scope)
-        self.context_for(payload)  # proves the scope (roles, enabled) before issuing
-        return self.formatter.encode(payload), payload
+        ctx = self.context_for(payload)  # proves the scope (roles, enabled) before issuing
+        token = self.formatter.encode(payload)
+        ctx.auth_token = token
+        return token, payload, ctx
 
     def _password_user(self, password: dict) -> dict:
         spec = password.get("user") or {}

@@ -56,6 +56,7 @@ def hash_password(password: str, rounds: int) -> str:
 def check_password(password: str, hashed: str | None) -> bool:
     if not hashed:
         return False
+    backends.may_block()
     try:
         return bcrypt.checkpw(password.encode()[:BCRYPT_MAX], hashed.encode())
     except ValueError:
@@ -77,9 +78,8 @@ class IdentityManager:
         ttl = conf.identity.cache_time
         cached: dict[int, backends.CachedStore] = {}
         for area, store in list(self.stores.items()):
-            if ttl > 0 and store.cacheable:
-                store = cached.setdefault(id(store), backends.CachedStore(store, ttl))
-            self.stores[area] = store
+            self.stores[area] = cached.setdefault(id(store), backends.CachedStore(
+                store, ttl, enabled=store.cacheable))
         self._store_of = {kind: self.stores[area]
                           for area, kinds in backends.AREAS.items() for kind in kinds}
         # Bumped on every change that can alter what a token carries; token caches

@@ -38,9 +38,14 @@ class IdentityService(Service):
                                   conf.fernet_tokens.max_active_keys)
         self.authenticator = Authenticator(conf, self.manager, TokenFormatter(self.keys))
         self.policy = Policy(conf, "identity", policies.RULES)
-        self.validator = TokenValidator(self._validate, lambda: self.manager.generation,
+        self.validator = TokenValidator(self._validate, self.generation,
                                         cache_time=conf.token.cache_time,
                                         www_authenticate=self.endpoint_url())
+
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever a validated token may have changed: a revocation, a role or
+        catalog change, a key rotation. Token caches compare it."""
+        return self.manager.generation, self.authenticator.formatter.key_state()
 
     def _validate(self, token: str):
         authn = self.authenticator

@@ -65,6 +65,13 @@ class TokenFormatter:
             self._mtime = mtime
         return self._fernet
 
+    def key_state(self) -> int:
+        """Changes whenever the key repository does (a rotation)."""
+        try:
+            return os.stat(self.keys.path).st_mtime_ns
+        except OSError:
+            return 0
+
     def reload(self) -> None:
         self._fernet = None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 
 from pocketstack.identity.backends.base import AREAS, Store
-from pocketstack.identity.backends.cache import CachedStore
+from pocketstack.identity.backends.cache import CachedStore, CacheMiss, cache_only, may_block
 
 
 def load(area: str, name: str, conf, shared: dict) -> Store:
@@ -16,4 +16,4 @@ def load(area: str, name: str, conf, shared: dict) -> Store:
     return module.create(area, conf, shared)
 
 
-__all__ = ["AREAS", "CachedStore", "Store", "load"]
+__all__ = ["AREAS", "CacheMiss", "CachedStore", "Store", "cache_only", "load", "may_block"]

@@ -9,10 +9,36 @@ bounds staleness when another process writes to the same database.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 import time
 
 from pocketstack.identity.backends.base import Store
+
+# Set while a handler runs on the event loop: anything that would block (a read the
+# cache cannot answer, a password hash) raises CacheMiss instead, and the handler is
+# run again in the thread pool.
+_CACHE_ONLY = contextvars.ContextVar("identity_cache_only", default=False)
+
+
+class CacheMiss(Exception):
+    """Raised in cache-only mode where the work would block."""
+
+
+@contextlib.contextmanager
+def cache_only():
+    token = _CACHE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_ONLY.reset(token)
+
+
+def may_block() -> None:
+    """Call before blocking work (I/O, hashing)."""
+    if _CACHE_ONLY.get():
+        raise CacheMiss()
 
 
 def _key(filters: dict | None):
@@ -25,9 +51,10 @@ def _key(filters: dict | None):
 class CachedStore:
     """Wraps a ``Store``; behaves as one (other attributes pass through)."""
 
-    def __init__(self, store: Store, ttl: float):
+    def __init__(self, store: Store, ttl: float, enabled: bool = True):
         self._store = store
         self._ttl = ttl
+        self._enabled = enabled and ttl > 0
         self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
         self._entries: dict[str, dict] = {}
@@ -60,20 +87,28 @@ class CachedStore:
     # -- reads -------------------------------------------------------------
 
     def get(self, kind, id):
+        if not self._enabled:
+            may_block()
+            return self._store.get(kind, id)
         version, entries = self._entries_of(kind)
         key = ("get", id)
         if key in entries:
             row = entries[key]
         else:
+            may_block()
             row = self._store.get(kind, id)
             self._remember(kind, version, key, row)
         return dict(row) if row is not None else None
 
     def list(self, kind, filters=None):
+        if not self._enabled:
+            may_block()
+            return self._store.list(kind, filters)
         version, entries = self._entries_of(kind)
         key = ("list", _key(filters))
         rows = entries.get(key)
         if rows is None:
+            may_block()
             rows = self._store.list(kind, filters)
             self._remember(kind, version, key, rows)
         return [dict(r) for r in rows]
@@ -81,21 +116,29 @@ class CachedStore:
     def count(self, kind, filters=None):
         return len(self.list(kind, filters))
 
+    def authenticate(self, user: dict, password: str):
+        if type(self._store).authenticate is not Store.authenticate:
+            may_block()  # the driver checks the password itself (PAM)
+        return self._store.authenticate(user, password)
+
     # -- writes ------------------------------------------------------------
 
     def create(self, kind, row):
+        may_block()
         try:
             return self._store.create(kind, row)
         finally:
             self.invalidate(kind)
 
     def update(self, kind, id, changes):
+        may_block()
         try:
             return self._store.update(kind, id, changes)
         finally:
             self.invalidate(kind)
 
     def delete(self, kind, filters):
+        may_block()
         try:
             return self._store.delete(kind, filters)
         finally:
