@@ -754,13 +754,17 @@ class ImageManager:
                               "chunks uploaded.")
         return view(row)
 
-    async def upload(self, ctx: RequestContext, image_id: str, source: AsyncIterator[bytes],
+    async def upload(self, ctx: RequestContext, image_id: str, source,
                      size: int | None = None) -> dict:
         """Store ``source`` as the image's data: queued -> saving -> active.
+
+        ``source``: an async iterator of bytes, a file object opened for binary
+        reading, a local path, or bytes.
 
         Any failure (a client gone mid-upload, a quota) puts the image back to
         queued with nothing stored.
         """
+        source = as_chunks(source)
         room = await run_in_threadpool(self._begin, ctx, image_id, "saving", size)
         try:
             written: Written = await self.store.add(
@@ -879,6 +883,36 @@ class ImageManager:
         if row.status != "active" or not row.location:
             return None
         return self.store.path(row.location)
+
+
+async def _read_file(f) -> AsyncIterator[bytes]:
+    from pocketstack.image.stores.base import BLOCK, run
+
+    while block := await run(f.read, BLOCK):
+        yield block
+
+
+async def _read_path(path: str) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        async for block in _read_file(f):
+            yield block
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def as_chunks(source) -> AsyncIterator[bytes]:
+    """An async iterator of bytes from what in-process callers hand the manager."""
+    if hasattr(source, "__aiter__"):
+        return source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _one(bytes(source))
+    if isinstance(source, (str, os.PathLike)):
+        return _read_path(os.fspath(source))
+    if hasattr(source, "read"):
+        return _read_file(source)
+    raise TypeError(f"cannot upload from {type(source).__name__}")
 
 
 def _split_in(text: str) -> list[str]:
