@@ -196,14 +196,13 @@ def _remote_error(error: dict) -> RPCError:
 class KombuTransport(Transport):
     """RabbitMQ through kombu: a direct exchange, a queue per topic and per topic.server."""
 
-    EXCHANGE = "pocketstack"
-
-    def __init__(self, url: str):
+    def __init__(self, url: str, exchange: str = "pocketstack"):
         import kombu
 
         self.kombu = kombu
         self.url = url
-        self.exchange = kombu.Exchange(self.EXCHANGE, type="direct", durable=False)
+        self.prefix = exchange
+        self.exchange = kombu.Exchange(exchange, type="direct", durable=False)
         self._local = threading.local()
         self._pending: dict[str, Future] = {}
         self._pending_lock = threading.Lock()
@@ -212,6 +211,11 @@ class KombuTransport(Transport):
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reply_thread: threading.Thread | None = None
+
+    def _name(self, name: str) -> str:
+        """Queue names live under the exchange's name, so clouds sharing a broker
+        (``[DEFAULT] control_exchange``) never see each other's messages."""
+        return name if name.startswith("reply_") else f"{self.prefix}.{name}"
 
     # -- publishing --------------------------------------------------------
 
@@ -225,6 +229,7 @@ class KombuTransport(Transport):
         return producer
 
     def _publish(self, routing_key: str, body: bytes, **props) -> None:
+        routing_key = self._name(routing_key)
         for attempt in range(2):
             try:
                 self._producer().publish(body, routing_key=routing_key,
@@ -318,8 +323,9 @@ class KombuTransport(Transport):
             while not stop.is_set() and not self._stopping.is_set():
                 try:
                     with kombu.Connection(self.url) as conn:
-                        queues = [kombu.Queue(n, exchange=self.exchange, routing_key=n,
-                                              durable=False, auto_delete=False)
+                        queues = [kombu.Queue(self._name(n), exchange=self.exchange,
+                                              routing_key=self._name(n), durable=False,
+                                              auto_delete=True)
                                   for n in names]
 
                         def on_message(body, msg):
@@ -369,7 +375,8 @@ def get_transport(conf, url: str | None = None) -> Transport:
             if not url or url.startswith(("memory://", "fake://", "inprocess://")):
                 transport = InProcessTransport()
             elif url.startswith(("rabbit://", "amqp://", "pyamqp://")):
-                transport = KombuTransport("amqp://" + url.split("://", 1)[1])
+                exchange = getattr(conf, "control_exchange", None) or "pocketstack"
+                transport = KombuTransport("amqp://" + url.split("://", 1)[1], exchange)
             else:
                 raise ValueError(f"Unsupported transport_url {url!r}")
             _transports[key] = transport

@@ -51,6 +51,9 @@ def register(conf: cfg.ConfigOpts) -> None:
         cfg.StrOpt("transport_url", default=None, secret=True,
                    help="Message bus: unset for the in-process bus, rabbit://user:pass@"
                         "host:port/ for RabbitMQ."),
+        cfg.StrOpt("control_exchange", default="pocketstack",
+                   help="Exchange (and queue name prefix) on RabbitMQ; clouds sharing a "
+                        "broker use different ones."),
         cfg.StrOpt("default_schedule_zone", default=None,
                    help="Zone a server lands in when the request names none."),
         cfg.StrOpt("internal_service_availability_zone", default="internal"),
