@@ -337,6 +337,7 @@ class ImageManager:
         else:
             raise errors.BadRequest(f"Invalid visibility value: {visibility}")
 
+        conds.append(T.c.status != "killed")  # as Glance: killed images are never listed
         hidden = query.get("os_hidden", "false").lower()
         if hidden not in ("true", "false"):
             raise errors.BadRequest(f"Invalid value '{hidden}' for 'os_hidden' filter. "
@@ -648,6 +649,38 @@ class ImageManager:
                 raise errors.NotFound(f"Member {member_id} not found")
 
         self.db.transaction(remove)
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def recover(self) -> dict[str, int]:
+        """At start, settle what a crash interrupted (no upload runs yet):
+        an upload caught in ``saving`` is ``killed`` (its partial file was swept);
+        an import caught in ``importing`` goes back to ``uploading`` when its staged
+        data survived (import again), else to ``queued``, as does ``uploading``
+        without staged data."""
+        counts = {"killed": 0, "uploading": 0, "queued": 0}
+
+        def settle(session):
+            for row in session.execute(sa.select(T.c.id, T.c.status).where(
+                    T.c.status.in_(("saving", "importing", "uploading")))).all():
+                staged = all(os.path.exists(p) for p in self._staged(row.id))
+                if row.status == "saving":
+                    to = "killed"
+                elif staged:
+                    to = "uploading"
+                else:
+                    to = "queued"
+                if to != row.status:
+                    self._change(session, row.id, T.c.status == row.status, status=to,
+                                 updated_at=utcnow())
+                    counts[to] += 1
+                if to == "queued":
+                    self._drop_staged(row.id)
+
+        self.db.transaction(settle)
+        if any(counts.values()):
+            LOG.warning("image recovery after an unclean stop: %s", counts)
+        return counts
 
     # -- quotas ----------------------------------------------------------------------
 

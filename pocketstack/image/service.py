@@ -45,6 +45,7 @@ class ImageService(Service):
 
     def start(self) -> None:
         self.db.sync()
+        self.manager.recover()
 
     async def started(self) -> None:
         store = self.manager.store
