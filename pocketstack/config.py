@@ -56,6 +56,18 @@ bootstrap_opts = [
 ]
 
 
+def _register_dataplane_opts(conf: cfg.ConfigOpts) -> None:
+    """Options of the data plane (container driver, Linux bridge agents)."""
+    for name in ("pocketstack.compute.virt.container", "pocketstack.network.drivers.linuxbridge"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not name.startswith(exc.name or "?"):
+                raise
+            continue
+        module.register_opts(conf)
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     from pocketstack.common import policy
 
@@ -64,6 +76,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     from pocketstack import rootwrap
 
     rootwrap.register_opts(conf)
+    _register_dataplane_opts(conf)
     conf.register_opts(database_opts, group="database")
     conf.register_opts(bootstrap_opts, group="bootstrap")
     for name in SERVICE_OPTION_MODULES:

@@ -78,7 +78,8 @@ done
 UDHCPC_SCRIPT = r"""#!/bin/sh
 # udhcpc event handler: $1 is deconfig, bound, renew, leasefail or nak.
 log() { echo "pocketstack-guest: $*"; }
-case "$1" in
+event="$1"
+case "$event" in
 deconfig)
     ip -4 addr flush dev "$interface"
     ip link set "$interface" up
@@ -112,10 +113,10 @@ bound|renew)
         [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
         for s in $dns; do echo "nameserver $s" >> /etc/resolv.conf; done
     fi
-    log "$interface $1 $ip/$PREFIX router=${router:-none} mtu=${mtu:-default}"
+    log "$interface $event $ip/$PREFIX router=${router:-none} mtu=${mtu:-default}"
     ;;
 leasefail|nak)
-    log "$interface: no DHCP lease ($1)"
+    log "$interface: no DHCP lease ($event)"
     ;;
 esac
 exit 0
@@ -124,11 +125,12 @@ exit 0
 METADATA = r"""#!/bin/sh
 # Read the metadata service: hostname, the keypair's key, user_data.
 log() { echo "pocketstack-guest: $*"; }
+# (busybox 1.35 wget -T crashes: timeouts come from the timeout applet)
 MD=http://169.254.169.254/openstack/latest
 DIR=/run/pocketstack
 i=0
 while [ $i -lt 30 ]; do
-    wget -q -T 2 -O "$DIR/meta_data.json" "$MD/meta_data.json" 2>/dev/null && break
+    timeout 5 wget -q -O "$DIR/meta_data.json" "$MD/meta_data.json" 2>/dev/null && break
     rm -f "$DIR/meta_data.json"
     i=$((i + 1))
     sleep 1
@@ -154,7 +156,7 @@ if [ -n "$keys" ]; then
     chmod 600 /root/.ssh/authorized_keys
     log "installed $(grep -c . /root/.ssh/authorized_keys) public key(s) for root"
 fi
-if wget -q -T 5 -O "$DIR/user_data" "$MD/user_data" 2>/dev/null && [ -s "$DIR/user_data" ]; then
+if timeout 10 wget -q -O "$DIR/user_data" "$MD/user_data" 2>/dev/null && [ -s "$DIR/user_data" ]; then
     if [ "$(head -c 2 "$DIR/user_data")" = "#!" ]; then
         chmod 700 "$DIR/user_data"
         log "running user_data"

@@ -109,3 +109,71 @@ def host_leftovers(tag: str) -> list[str]:
         if (tag in cmd and "pytest" not in cmd) or tag in cg:
             found.append(f"process {pid} {cmd[:100]}")
     return found
+
+
+class MetadataService:
+    """Stands in for compute's metadata service (its contract: a proxied
+    request carries X-Instance-ID signed with the shared secret)."""
+
+    def __init__(self, secret: str):
+        import hashlib
+        import hmac
+        import http.server
+        import json
+        import threading
+
+        self.secret = secret
+        self.instances: dict[str, dict] = {}
+        self.requests: list[dict] = []
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                iid = self.headers.get("X-Instance-ID", "")
+                sig = self.headers.get("X-Instance-ID-Signature", "")
+                want = hmac.new(service.secret.encode(), iid.encode(),
+                                hashlib.sha256).hexdigest()
+                service.requests.append({"path": self.path, "instance": iid,
+                                         "tenant": self.headers.get("X-Tenant-ID"),
+                                         "ip": self.headers.get("X-Forwarded-For")})
+                inst = service.instances.get(iid)
+                if not hmac.compare_digest(sig, want) or inst is None:
+                    self.send_response(403)
+                    self.end_headers()
+                    return
+                if self.path.endswith("/meta_data.json"):
+                    body = json.dumps({"uuid": iid, "hostname": inst["hostname"],
+                                       "name": inst["hostname"],
+                                       "public_keys": {"key": inst["key"] + "\n"},
+                                       "project_id": inst.get("project_id")}).encode()
+                    ctype = "application/json"
+                elif self.path.endswith("/user_data") and inst.get("user_data"):
+                    body, ctype = inst["user_data"].encode(), "text/plain"
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def metadata_service():
+    service = MetadataService("e2e-shared-secret")
+    yield service
+    service.stop()
