@@ -32,14 +32,23 @@ GIB = 1024 ** 3
 
 
 def serve(state_path: str) -> None:
-    """Child process: run the cloud until stdin closes."""
-    from pocketstack.testing import start_cloud
+    """Child process: run the cloud as `pocketstack up` does (uvloop, main thread)."""
+    from pocketstack import cloud as cloud_mod
+    from pocketstack import config
+    from pocketstack.testing import FAST_DEFAULTS
 
-    running = start_cloud(state_path, {"enabled_services": ["identity", "objectstore"]})
-    print(json.dumps({"url": running.url, "password": running.admin_password,
+    conf = config.load([], {**FAST_DEFAULTS, "state_path": state_path, "bind_port": 0,
+                            "enabled_services": ["identity", "objectstore"]})
+    sock = cloud_mod.bind_socket(conf)
+    cloud = cloud_mod.Cloud(conf)
+    cloud.start()
+    server = cloud_mod.Server(cloud, sock)
+    print(json.dumps({"url": cloud.public_url, "password": conf.bootstrap.admin_password,
                       "pid": os.getpid()}), flush=True)
-    sys.stdin.read()
-    running.stop()
+    threading.Thread(target=lambda: (sys.stdin.read(), setattr(server.server, "should_exit",
+                                                               True)), daemon=True).start()
+    server.run()
+    cloud.stop()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -199,9 +208,15 @@ def main() -> None:
     try:
         info = json.loads(proc.stdout.readline())
         pid = info["pid"]
-        token, storage = token_and_url(info["url"], info["password"])
         import httpx
 
+        for _ in range(500):
+            try:
+                httpx.get(info["url"] + "/object-store/info")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.02)
+        token, storage = token_and_url(info["url"], info["password"])
         for c in ("big", "small"):
             httpx.put(f"{storage}/{c}", headers={"X-Auth-Token": token}).raise_for_status()
 

@@ -501,29 +501,32 @@ class ObjectStore:
         writer = self.disk.writer(expected_size)
         max_size = self.opts.max_file_size if limit is None else limit
         pending: asyncio.Future | None = None
-        buf = bytearray()
+        chunks: list[bytes] = []
+        buffered = 0
         try:
             async for chunk in _chunks(body, self.chunk_size):
                 if not chunk:
                     continue
-                buf += chunk
-                if writer.size + len(buf) > max_size:
+                chunks.append(chunk)
+                buffered += len(chunk)
+                if writer.size + buffered > max_size:
                     raise errors.RequestEntityTooLarge("Your request is too large.")
                 if on_size is not None:
-                    on_size(writer.size + len(buf))
-                if len(buf) >= self.chunk_size:
+                    on_size(writer.size + buffered)
+                if buffered >= self.chunk_size:
+                    # Hash and write on an I/O thread while the next chunks arrive.
                     if pending is not None:
                         await pending
-                    data, buf = bytes(buf), bytearray()
-                    pending = asyncio.ensure_future(self._io(writer.write, data))
+                    pending = asyncio.ensure_future(self._io(writer.write_many, chunks))
+                    chunks, buffered = [], 0
             if pending is not None:
                 await pending
                 pending = None
-            if buf:
-                if len(buf) <= SMALL:
-                    writer.write(buf)
+            if chunks:
+                if buffered <= SMALL:
+                    writer.write_many(chunks)
                 else:
-                    await self._io(writer.write, bytes(buf))
+                    await self._io(writer.write_many, chunks)
         except BaseException:
             if pending is not None:
                 try:
