@@ -78,6 +78,10 @@ class Cloud:
         if self._app is None:
             routes = [Route("/", self._root)]
             routes += [Mount(svc.prefix, app=svc.app()) for svc in self.services.values()]
+            # A service may serve more than one prefix (compute: /metadata).
+            for svc in self.services.values():
+                for prefix, extra in getattr(svc, "extra_apps", lambda: [])():
+                    routes.append(Mount(prefix, app=extra))
 
             @contextlib.asynccontextmanager
             async def lifespan(_app):

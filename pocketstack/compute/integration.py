@@ -264,13 +264,21 @@ class NetworkAdapter:
         for ip in port.get("fixed_ips") or []:
             address = ip.get("ip_address")
             version = 6 if address and ":" in address else 4
-            subnets.setdefault(ip.get("subnet_id") or "", {"id": ip.get("subnet_id"),
-                                                            "ips": []})["ips"].append(
+            subnet_id = ip.get("subnet_id") or ""
+            if subnet_id not in subnets:
+                try:
+                    sub = _plain(self._call(("get_subnet",), ctx, subnet_id))
+                except Exception:  # noqa: BLE001 - cidr and gateway are optional
+                    sub = {}
+                subnets[subnet_id] = {"id": subnet_id, "cidr": sub.get("cidr"),
+                                      "gateway": sub.get("gateway_ip"), "ips": []}
+            subnets[subnet_id]["ips"].append(
                 {"address": address, "type": "fixed", "version": version})
         return {"id": port["id"], "address": port.get("mac_address"),
                 "network": {"id": net_id, "label": port.get("_network_name")
                             or network.get("name") or net_id,
-                            "subnets": list(subnets.values())},
+                            "subnets": list(subnets.values()),
+                            "mtu": network.get("mtu")},
                 "devname": ("tap" + port["id"])[:14],
                 "vif_type": port.get("binding:vif_type") or "ovs",
                 "details": port.get("binding:vif_details") or {},

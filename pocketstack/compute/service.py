@@ -55,6 +55,12 @@ class ComputeService(Service):
             self._app = api.build(self).app()
         return self._app
 
+    def extra_apps(self):
+        """The metadata service, on its own prefix of the one port."""
+        from pocketstack.compute import metadata
+
+        return [("/metadata", metadata.build(self).app())]
+
     # -- hooks for block storage ---------------------------------------------
 
     def volume_hook(self, what: str, mapping: dict) -> dict | None:
