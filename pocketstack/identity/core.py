@@ -241,7 +241,8 @@ class IdentityManager:
 
     # -- users and groups --------------------------------------------------
 
-    def create_user(self, body: dict) -> dict:
+    def create_user(self, body: dict, *, password_hash: str | None = None) -> dict:
+        """``password_hash``: the bcrypt hash of ``body["password"]`` if already known."""
         body = dict(body)
         password = body.pop("password", None)
         body.setdefault("domain_id", self.conf.identity.default_domain_id)
@@ -250,7 +251,9 @@ class IdentityManager:
         if body.get("default_project_id"):
             self.get("project", body["default_project_id"])
         fixed = {"created_at": utcnow()}
-        if password is not None:
+        if password is not None and password_hash is not None:
+            fixed.update(password_hash=password_hash, password_created_at=utcnow())
+        elif password is not None:
             fixed.update(self._password_columns(password))
         return self._create("user", body, **fixed)
 

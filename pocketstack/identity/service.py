@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
+import threading
 
 from pocketstack.common import errors
 from pocketstack.common.auth import TokenValidator
@@ -41,6 +44,54 @@ class IdentityService(Service):
         self.validator = TokenValidator(self._validate, self.generation,
                                         cache_time=conf.token.cache_time,
                                         www_authenticate=self.endpoint_url())
+        # On a fresh state directory the admin's password hash (bcrypt, ~0.25 s) is
+        # computed while the other services load.
+        self._admin_hash: dict[str, str] = {}
+        self._hashing = None
+        if not os.path.exists(self._fingerprint_path()) and \
+                not self.manager.store("user").read_only:
+            os.makedirs(conf.state_path, exist_ok=True)
+            self._hashing = threading.Thread(target=self._hash_admin_password,
+                                             args=(self.admin_password(),), daemon=True,
+                                             name="identity-bootstrap-hash")
+            self._hashing.start()
+
+    def _hash_admin_password(self, password: str) -> None:
+        self._admin_hash[password] = core.hash_password(
+            password, self.conf.identity.password_hash_rounds)
+
+    def _admin_password_hash(self, password: str) -> str | None:
+        if self._hashing is not None:
+            self._hashing.join()
+        return self._admin_hash.get(password)
+
+    # The bootstrap remembers (salted) which admin password it last set, so that a
+    # restart need not check it against the bcrypt hash (~0.25 s of start-up).
+    def _fingerprint_path(self) -> str:
+        return os.path.join(self.conf.state_path, "bootstrap-fingerprint")
+
+    @staticmethod
+    def _fingerprint(salt: bytes, password: str, admin: dict) -> str:
+        created = str(admin.get("password_created_at"))
+        message = "\0".join([admin["id"], admin.get("password_hash") or "", created, password])
+        return hmac.new(salt, message.encode(), hashlib.sha256).hexdigest()
+
+    def _fingerprint_matches(self, password: str, admin: dict) -> bool:
+        try:
+            with open(self._fingerprint_path()) as f:
+                salt_hex, digest = f.read().split()
+        except (OSError, ValueError):
+            return False
+        return hmac.compare_digest(digest, self._fingerprint(bytes.fromhex(salt_hex), password,
+                                                             admin))
+
+    def _save_fingerprint(self, password: str, admin: dict) -> None:
+        salt = secrets.token_bytes(16)
+        path = self._fingerprint_path()
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{salt.hex()} {self._fingerprint(salt, password, admin)}\n")
+        os.replace(path + ".tmp", path)
 
     def generation(self) -> tuple[int, int]:
         """Changes whenever a validated token may have changed: a revocation, a role or
@@ -108,11 +159,15 @@ class IdentityService(Service):
                                     "domain_id": domain_id})
         if not found:
             admin = ident.create_user({"name": conf.bootstrap.admin_username,
-                                       "domain_id": domain_id, "password": password})
+                                       "domain_id": domain_id, "password": password},
+                                      password_hash=self._admin_password_hash(password))
         else:
             admin = found[0]
-            if not ident.check_user_password(admin, password):
-                ident.update_user(admin["id"], {"password": password})
+            if not self._fingerprint_matches(password, admin) and \
+                    not ident.check_user_password(admin, password):
+                admin = ident.update_user(admin["id"], {"password": password})
+        if not self._fingerprint_matches(password, admin):
+            self._save_fingerprint(password, ident.get("user", admin["id"]))
         ident.grant(roles["admin"]["id"], user_id=admin["id"],
                     project_id=projects[conf.bootstrap.admin_project_name]["id"])
         ident.grant(roles["admin"]["id"], user_id=admin["id"], system=True)
