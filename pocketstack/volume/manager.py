@@ -15,8 +15,10 @@ This is also the in-process interface the other services use:
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import os
+import random
 import threading
 import time
 import uuid
@@ -28,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 
 from pocketstack.common import errors
 from pocketstack.common.context import RequestContext
-from pocketstack.common.db import Database, utcnow
+from pocketstack.common.db import Database, is_retryable, utcnow
 from pocketstack.volume import drivers, models, options
 from pocketstack.volume.drivers.base import Driver, DriverError, GiB
 from pocketstack.volume.scheduler import NoValidBackend, Scheduler
@@ -53,6 +55,31 @@ class Backend:
     reserved_percentage: int
     thin: bool
     host: str
+
+
+class _NeedLockRow(Exception):
+    pass
+
+
+def _quota_transaction(fn):
+    """Run a method whose transaction checks quota: the project's lock row is
+    created on first use, and deadlocks (MariaDB, PostgreSQL) are retried."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        attempt = 0
+        while True:
+            try:
+                return fn(self, *args, **kwargs)
+            except _NeedLockRow as need:
+                self.ensure_lock_row(need.args[0])
+            except sa_exc.DBAPIError as error:
+                if attempt >= self.db.max_retries or not is_retryable(error):
+                    raise
+                time.sleep(random.uniform(0, 0.01 * (2 ** min(attempt, 6))))
+            attempt += 1
+
+    return wrapper
 
 
 def invalid_volume(message: str) -> errors.BadRequest:
@@ -369,12 +396,17 @@ class VolumeManager:
 
     def usage(self, s, project_id: str) -> dict[str, int]:
         used: dict[str, int] = {}
-        vrows = s.execute(sa.select(T.c.name, sa.func.count(V.c.id), sa.func.sum(V.c.size))
+
+        def q(stmt):
+            # MariaDB's repeatable read would count from the transaction's first
+            # snapshot; a locking read sees what concurrent creates committed
+            return stmt.with_for_update(read=True) if self.db.dialect == "mysql" else stmt
+        vrows = s.execute(q(sa.select(T.c.name, sa.func.count(V.c.id), sa.func.sum(V.c.size))
                           .select_from(V.outerjoin(T, T.c.id == V.c.volume_type_id))
-                          .where(V.c.project_id == project_id).group_by(T.c.name)).all()
-        srows = s.execute(sa.select(T.c.name, sa.func.count(S.c.id), sa.func.sum(S.c.size))
+                          .where(V.c.project_id == project_id).group_by(T.c.name))).all()
+        srows = s.execute(q(sa.select(T.c.name, sa.func.count(S.c.id), sa.func.sum(S.c.size))
                           .select_from(S.outerjoin(T, T.c.id == S.c.volume_type_id))
-                          .where(S.c.project_id == project_id).group_by(T.c.name)).all()
+                          .where(S.c.project_id == project_id).group_by(T.c.name))).all()
         used["volumes"] = sum(r[1] for r in vrows)
         used["snapshots"] = sum(r[1] for r in srows)
         used["gigabytes"] = sum(r[2] or 0 for r in vrows) + sum(r[2] or 0 for r in srows)
@@ -386,23 +418,32 @@ class VolumeManager:
             if name:
                 used[f"snapshots_{name}"] = count
                 used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + (size or 0)
-        brow = s.execute(sa.select(sa.func.count(B.c.id), sa.func.sum(B.c.size))
-                         .where(B.c.project_id == project_id)).first()
+        brow = s.execute(q(sa.select(sa.func.count(B.c.id), sa.func.sum(B.c.size))
+                           .where(B.c.project_id == project_id))).first()
         used["backups"] = brow[0]
         used["backup_gigabytes"] = brow[1] or 0
         return used
 
     def _lock_project(self, s, project_id: str) -> None:
+        """Lock the project's row (created beforehand in its own transaction, so
+        concurrent first creates never fight over an insert)."""
         L = models.quota_lock
         row = s.execute(sa.select(L).where(L.c.project_id == project_id)
                         .with_for_update()).first()
         if row is None:
-            try:
-                with s.begin_nested():
+            raise _NeedLockRow(project_id)
+
+    def ensure_lock_row(self, project_id: str) -> None:
+        L = models.quota_lock
+        with self.db.reader() as s:
+            if s.execute(sa.select(L).where(L.c.project_id == project_id)).first():
+                return
+        try:
+            with self.db.session() as s:
+                if not s.execute(sa.select(L).where(L.c.project_id == project_id)).first():
                     s.execute(L.insert().values(project_id=project_id))
-            except sa_exc.IntegrityError:
-                pass
-            s.execute(sa.select(L).where(L.c.project_id == project_id).with_for_update())
+        except sa_exc.IntegrityError:
+            pass
 
     def check_quota(self, s, project_id: str, deltas: dict[str, int]) -> None:
         """Lock the project's quota row and refuse deltas that go over a limit (413)."""
@@ -563,6 +604,7 @@ class VolumeManager:
 
     # -- volumes: create -------------------------------------------------------------------
 
+    @_quota_transaction
     def create_volume(self, ctx: RequestContext, *, size: int | None, name: str | None = None,
                       description: str | None = None, metadata: dict | None = None,
                       volume_type: str | None = None, availability_zone: str | None = None,
@@ -888,6 +930,7 @@ class VolumeManager:
 
     # -- volume actions ------------------------------------------------------------------------
 
+    @_quota_transaction
     def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int,
                       allow_in_use: bool = False) -> None:
         with self.db.session() as s:
@@ -968,6 +1011,7 @@ class VolumeManager:
             del meta[key]
             s.execute(V.update().where(V.c.id == volume_id).values(image_meta=meta))
 
+    @_quota_transaction
     def retype(self, ctx: RequestContext, volume_id: str, new_type: str, policy: str) -> None:
         with self.db.session() as s:
             vol = self._volume_row(s, ctx, volume_id, lock=True)
@@ -1299,6 +1343,7 @@ class VolumeManager:
             rows = rows[:limit] if limit is not None else rows
         return rows, count
 
+    @_quota_transaction
     def create_snapshot(self, ctx: RequestContext, volume_id: str, name: str | None,
                         description: str | None, force: bool, metadata: dict | None,
                         allow_in_use: bool = False) -> dict:
@@ -1503,6 +1548,7 @@ class VolumeManager:
                 stmt = stmt.offset(offset)
             return [dict(r._mapping) for r in s.execute(stmt)], count
 
+    @_quota_transaction
     def create_backup(self, ctx: RequestContext, volume_id: str, *, name=None,
                       description=None, container=None, incremental=False, force=False,
                       snapshot_id=None, metadata=None) -> dict:

@@ -280,3 +280,30 @@ def test_pagination_and_microversions(volume_cloud):
     project = conn.current_project_id
     r = requests.get(f"{url}/{project}/volumes", headers={"X-Auth-Token": token})
     assert r.status_code == 200 and len(r.json()["volumes"]) == 5
+
+
+def test_quota_holds_under_parallel_creates(pocketstack_cloud_factory, database_url):
+    """16 creates at once against a quota of 5 volumes: exactly 5 are made (each engine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cloud = pocketstack_cloud_factory(**{"enabled_services": ["identity", "volume"],
+                                         "database.connection": database_url})
+    admin = cloud.connect()
+    user = cloud.make_user()
+    admin.block_storage.update_quota_set(user["project_id"], volumes=5)
+    creds = dict(username=user["username"], password=user["password"],
+                 project_name=user["project_name"])
+
+    def create(i):
+        bs = cloud.connect(**creds).block_storage
+        try:
+            bs.create_volume(size=1, name=f"q{i}")
+            return 202
+        except exceptions.HttpException as exc:
+            return exc.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(create, range(16)))
+    assert sorted(codes) == [202] * 5 + [413] * 11
+    bs = cloud.connect(**creds).block_storage
+    assert len(list(bs.volumes())) == 5
