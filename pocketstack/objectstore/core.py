@@ -609,34 +609,30 @@ class ObjectStore:
                 if if_none_match and old is not None:
                     raise errors.PreconditionFailed()
                 archive = self._archive_target(cinfo, old) if old is not None else None
-                dirs = await self._io(self._commit_files, writer, meta, path, archive)
+                await self._io(self._commit_files, writer, meta, path, archive, ops)
             except BaseException:
                 writer.abort()
                 raise
-            if archive is not None:
-                ops.append((Index.op_put_object, _row(archive[0], ObjectInfo.of(archive[0]))))
-            # The directory fsync and the index commit run side by side.
-            synced, indexed = await asyncio.gather(
-                self._io(self.disk.sync_dirs, dirs), self._index(*ops),
-                return_exceptions=True)
-            if isinstance(indexed, ContainerGone):
-                await self._io(self.disk.remove, path)
-                raise errors.NotFound()
-            for result in (synced, indexed):
-                if isinstance(result, BaseException):
-                    raise result
         return info
 
-    def _commit_files(self, writer, meta: ObjectMeta, path: str, archive) -> set[str]:
-        """Seal the upload (metadata, fsync), archive the old copy, rename into place;
-        returns the directories still to fsync."""
+    def _commit_files(self, writer, meta: ObjectMeta, path: str, archive, ops) -> None:
+        """On an I/O thread: seal the upload (metadata, fsync), archive the old copy,
+        rename into place, then fsync the directories while the index commits."""
         if writer.fd >= 0:
             writer.seal(meta)
         dirs: set[str] = set()
         if archive is not None:
             arch_meta, arch_path = archive
             dirs |= self.disk.move(path, arch_path, arch_meta, sync=False)
-        return dirs | self.disk.install(writer, path, sync=False)
+            ops = [*ops, (Index.op_put_object, _row(arch_meta, ObjectInfo.of(arch_meta)))]
+        dirs |= self.disk.install(writer, path, sync=False)
+        indexed = self.index.submit(Index.op_many, ops)
+        self.disk.sync_dirs(dirs)
+        try:
+            indexed.result()
+        except ContainerGone:
+            self.disk.remove(path)
+            raise errors.NotFound() from None
 
     async def _io(self, fn, *args):
         """Run blocking file work on the store's I/O threads."""
