@@ -44,6 +44,21 @@ def register(conf: cfg.ConfigOpts) -> None:
         cfg.IntOpt("max_active_keys", default=3, min=1),
     ], group="fernet_tokens")
     conf.register_opts([
+        cfg.StrOpt("auth_url", default=None,
+                   help="Identity endpoint (e.g. http://host:8780/identity) a service run "
+                        "apart from identity validates tokens with."),
+        cfg.StrOpt("www_authenticate_uri", default=None,
+                   help="Identity URL told to clients in WWW-Authenticate; default auth_url."),
+        cfg.StrOpt("username", default="pocketstack", help="Service user name."),
+        cfg.StrOpt("password", default=None, secret=True, help="Service user password."),
+        cfg.StrOpt("project_name", default="service", help="Project of the service user."),
+        cfg.StrOpt("user_domain_name", default="Default"),
+        cfg.StrOpt("project_domain_name", default="Default"),
+        cfg.FloatOpt("http_connect_timeout", default=10.0,
+                     help="Seconds to wait for the identity service."),
+        cfg.BoolOpt("insecure", default=False, help="Skip TLS certificate checks."),
+    ], group="keystone_authtoken")
+    conf.register_opts([
         cfg.StrOpt("service", default="login", help="PAM service used to authenticate."),
         cfg.StrOpt("admin_user", default="root", help="System account given the admin role."),
     ], group="pam")
