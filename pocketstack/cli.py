@@ -47,6 +47,9 @@ def cmd_up(args) -> int:
     cloud.start()
     server = cloud_mod.Server(cloud, sock, access_log=conf.debug)
     paths = write_clouds_yaml(cloud, user_file=not args.no_user_clouds_yaml)
+    from pocketstack.guest import integration as guest
+
+    guest.register_in_background(cloud)  # built once, cached; never delays `up`
     identity = cloud.services["identity"]
     print(banner(cloud, identity.admin_password(), paths, time.monotonic() - started), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server.server, "should_exit", True))
@@ -115,6 +118,25 @@ def cmd_config_sample(args) -> int:
     return 0
 
 
+def cmd_image_build(args) -> int:
+    """Build the guest image (cached under the state path unless --output)."""
+    import json
+
+    from pocketstack.guest import builder
+
+    if args.output:
+        info = builder.build(os.path.abspath(args.output), args.format, args.size_mb,
+                             debs_dir=args.debs_dir)
+    else:
+        conf = _load(args)
+        path = builder.cached_image(conf.state_path, args.format, args.size_mb,
+                                    debs_dir=args.debs_dir or conf.guest_image.debs_dir)
+        with open(path + ".json") as f:
+            info = json.load(f)
+    print(json.dumps(info, indent=1))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pocketstack",
                                 description="An OpenStack-compatible cloud in one package.")
@@ -140,6 +162,18 @@ def parser() -> argparse.ArgumentParser:
     fsub = fernet.add_subparsers(dest="action", required=True)
     fsub.add_parser("setup", parents=[common]).set_defaults(func=cmd_fernet)
     fsub.add_parser("rotate", parents=[common]).set_defaults(func=cmd_fernet)
+
+    image = sub.add_parser("image", help="the guest image")
+    isub = image.add_subparsers(dest="action", required=True)
+    build = isub.add_parser("build", parents=[common],
+                            help="build the bootable guest image (busybox + dropbear, ext4 "
+                                 "root file system) from Debian packages")
+    build.add_argument("--output", help="write the image here (default: cached in the state "
+                                        "path, where `up` registers it from)")
+    build.add_argument("--format", choices=["raw", "qcow2"], default="raw")
+    build.add_argument("--size-mb", type=int, default=64)
+    build.add_argument("--debs-dir", help="build from these .deb files (no download)")
+    build.set_defaults(func=cmd_image_build)
 
     sample = sub.add_parser("config-sample", help="print a sample configuration file")
     sample.add_argument("--output")

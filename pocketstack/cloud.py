@@ -66,8 +66,18 @@ class Cloud:
     def start(self) -> None:
         for service in self.services.values():
             service.start()
+        # the data plane: image fetcher for guests, this host's container agent
+        from pocketstack.guest import integration
+
+        integration.cloud_started(self)
 
     def stop(self) -> None:
+        try:
+            from pocketstack.guest import integration
+
+            integration.cloud_stopping(self)
+        except Exception:
+            LOG.exception("stopping the data plane")
         for service in reversed(list(self.services.values())):
             try:
                 service.stop()

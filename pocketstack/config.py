@@ -58,7 +58,9 @@ bootstrap_opts = [
 
 def _register_dataplane_opts(conf: cfg.ConfigOpts) -> None:
     """Options of the data plane (container driver, Linux bridge agents)."""
-    for name in ("pocketstack.compute.virt.container", "pocketstack.network.drivers.linuxbridge"):
+    for name in ("pocketstack.compute.virt.container", "pocketstack.network.drivers.linuxbridge",
+                 "pocketstack.guest.builder", "pocketstack.network.drivers.routing",
+                 "pocketstack.network.drivers.openvswitch"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

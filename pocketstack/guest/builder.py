@@ -172,6 +172,24 @@ def build(output: str, fmt: str = "raw", size_mb: int = DEFAULT_SIZE_MB,
 
 _lock = threading.Lock()
 
+opts = None
+
+
+def register_opts(conf) -> None:
+    from oslo_config import cfg
+
+    try:
+        conf.register_opts([
+            cfg.BoolOpt("register", default=True,
+                        help="`pocketstack up` builds (once, cached) and registers the guest "
+                             "image in the image service when it is missing."),
+            cfg.StrOpt("debs_dir", default=None,
+                       help="Directory of .deb files to build from instead of apt-get "
+                            "download (offline builds)."),
+        ], group="guest_image")
+    except cfg.DuplicateOptError:
+        pass
+
 
 def cached_image(state_path: str, fmt: str = "raw", size_mb: int = DEFAULT_SIZE_MB,
                  debs_dir: str | None = None) -> str:

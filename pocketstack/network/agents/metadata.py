@@ -29,11 +29,18 @@ def sign(secret: str, instance_id: str) -> str:
 
 
 class MetadataAgent:
-    def __init__(self, state: DesiredState, socket_path: str, metadata_url: str, secret: str):
+    def __init__(self, state: DesiredState, socket_path: str, metadata_url, secret: str):
+        """``metadata_url``: the URL, or a callable returning it (resolved per request:
+        the cloud's port may be known only once it serves)."""
         self.state = state
         self.socket_path = socket_path
-        self.metadata_url = metadata_url.rstrip("/")
+        self._url = metadata_url
         self.secret = secret
+
+    @property
+    def metadata_url(self) -> str:
+        url = self._url() if callable(self._url) else self._url
+        return url.rstrip("/")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()

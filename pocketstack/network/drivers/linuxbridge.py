@@ -55,7 +55,7 @@ agent_opts = [
                 help="Serve metadata from the DHCP namespace (169.254.169.254)."),
     cfg.StrOpt("metadata_url", default=None,
                help="Compute's metadata service the metadata agent forwards to "
-                    "(default: http://127.0.0.1:8775)."),
+                    "(default: this cloud's <public endpoint>/metadata)."),
     cfg.StrOpt("metadata_proxy_shared_secret", default=None, secret=True,
                help="Secret X-Instance-ID is signed with; default: [neutron] "
                     "metadata_proxy_shared_secret of compute."),
@@ -109,7 +109,7 @@ class LinuxBridgeDriver(NetworkDriver):
         agent = conf.dataplane_agent
         self.metadata_socket = os.path.join(data_dir, "metadata.sock")
         self.metadata = metadata.MetadataAgent(
-            self.state, self.metadata_socket, agent.metadata_url or "http://127.0.0.1:8775",
+            self.state, self.metadata_socket, agent.metadata_url or self._default_metadata_url,
             _secret(conf)) if agent.enable_isolated_metadata else None
         self.dhcp = dhcp.DhcpAgent(
             self.host, conf.state_path, self.ip, self.backend, create_port=self._create_port,
@@ -121,6 +121,11 @@ class LinuxBridgeDriver(NetworkDriver):
         self._thread: threading.Thread | None = None
         self._converged = threading.Condition()
         self.passes = 0
+
+    def _default_metadata_url(self) -> str:
+        from pocketstack import config
+
+        return config.public_url(self.conf) + "/metadata"
 
     # -- life cycle ------------------------------------------------------------------
 
