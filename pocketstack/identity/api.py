@@ -57,6 +57,22 @@ def build(service) -> Api:
             result["truncated"] = True
         return result
 
+    # Rendered list bodies, reused until the listed kind changes.
+    list_bodies: dict[tuple, bytes] = {}
+
+    def rendered_list(req: Request, kind: str, build) -> Response:
+        version = ident.store(kind).version(kind)
+        if version is None:
+            return JSONResponse(build())
+        key = (kind, version, v3(req), req.raw.url.query, req.context.domain_id)
+        body = list_bodies.get(key)
+        if body is None:
+            body = dumps(build())
+            if len(list_bodies) >= 256:
+                list_bodies.clear()
+            list_bodies[key] = body
+        return Response(body, media_type="application/json")
+
     def filtered(req: Request, rows: list[dict], attrs: tuple[str, ...],
                  render) -> list[dict]:
         """Keystone's query filters: exact match and name__contains style."""
@@ -407,9 +423,13 @@ def build(service) -> Api:
         filters = {"domain_id": domain_id} if domain_id else {}
         if req.query.get("name") and "__" not in req.query["name"]:
             filters["name"] = req.query["name"]
-        rows = ident.list("user", filters)
-        refs = filtered(req, rows, ("name", "enabled", "id"), lambda u: render_user(req, u))
-        return list_response(req, "users", refs, "users")
+
+        def build():
+            rows = ident.list("user", filters)
+            refs = filtered(req, rows, ("name", "enabled", "id"), lambda u: render_user(req, u))
+            return list_response(req, "users", refs, "users")
+
+        return rendered_list(req, "user", build)
 
     @api.route("/v3/users", "POST", status=201)
     def create_user(req):

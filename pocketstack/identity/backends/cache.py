@@ -78,6 +78,14 @@ class CachedStore:
             if self._versions.get(kind, 0) == version and kind in self._entries:
                 self._entries[kind][key] = value
 
+    def version(self, kind: str):
+        """Changes whenever what this store holds of ``kind`` may have; None when the
+        store is not cached (its data changes behind pocketstack's back)."""
+        if not self._enabled:
+            return None
+        self._entries_of(kind)
+        return self._versions.get(kind, 0), self._born[kind]
+
     def invalidate(self, kind: str | None = None) -> None:
         with self._lock:
             for k in [kind] if kind else list(self._entries):
