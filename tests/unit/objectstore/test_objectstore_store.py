@@ -127,3 +127,21 @@ def test_index_rebuilt_after_unclean_stop(tmp_path):
         again.stop()
         again.db.dispose()
     assert not os.path.exists(again.disk.marker)
+
+
+def test_migration_builds_the_models_schema(tmp_path):
+    """Alembic's 0001 and models.py describe the same tables."""
+    import sqlalchemy as sa
+
+    conf = config.load([], {"state_path": str(tmp_path)})
+    db = Database(conf, "objectstore", models.metadata,
+                  migrations="pocketstack.objectstore:migrations", head=models.SCHEMA_HEAD)
+    db.upgrade()
+    assert db.current_revision() == models.SCHEMA_HEAD
+    insp = sa.inspect(db.engine)
+    for table in models.metadata.sorted_tables:
+        cols = {c["name"] for c in insp.get_columns(table.name)}
+        assert cols == {c.name for c in table.columns}, table.name
+        assert set(insp.get_pk_constraint(table.name)["constrained_columns"]) == {
+            c.name for c in table.primary_key}
+    db.dispose()
