@@ -7,9 +7,49 @@ unique per subnet). Both change in the transaction that creates or deletes a
 port, so a rolled-back request gives back everything it took.
 """
 
-import sqlalchemy as sa
+import json
 
-from pocketstack.common.db import JSONType, UTCDateTime
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+from pocketstack.common.db import UTCDateTime
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is optional
+    orjson = None
+
+
+class JSONType(TypeDecorator):
+    """JSON kept as text; empty lists/dicts (most of them) skip the parser."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not value:
+            return "[]" if isinstance(value, list) else "{}"
+        if orjson is not None:
+            return orjson.dumps(value).decode()
+        return json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value, dialect):
+        return json_value(value)
+
+
+_loads = orjson.loads if orjson is not None else json.loads
+
+
+def json_value(value):
+    if value is None:
+        return None
+    if value == "[]":
+        return []
+    if value == "{}":
+        return {}
+    return _loads(value)
 
 metadata = sa.MetaData()
 SCHEMA_HEAD = "0001"

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from pocketstack.common.db import isotime
 
+_TIMES: dict = {}
+
+
+def _time(value) -> str | None:
+    """isotime, remembered: rows made in the same second share the string."""
+    text = _TIMES.get(value)
+    if text is None:
+        if len(_TIMES) > 4096:
+            _TIMES.clear()
+        if isinstance(value, str):  # as stored: "2026-11-25 18:54:12[.000000]"
+            text = f"{value[:10]}T{value[11:19]}Z"
+        else:
+            text = isotime(value)
+        _TIMES[value] = text
+    return text
+
 
 def _std(row: dict) -> dict:
     return {"description": row["description"], "tags": list(row["tags"]),
-            "created_at": isotime(row["created_at"]), "updated_at": isotime(row["updated_at"]),
+            "created_at": _time(row["created_at"]), "updated_at": _time(row["updated_at"]),
             "revision_number": row["revision_number"]}
 
 
@@ -80,7 +96,7 @@ def security_group_rule(row: dict) -> dict:
             "normalized_cidr": row["remote_ip_prefix"], "belongs_to_default_sg":
             row.get("belongs_to_default_sg", False),
             "description": row["description"], "tags": list(row["tags"]),
-            "created_at": isotime(row["created_at"]), "updated_at": isotime(row["updated_at"]),
+            "created_at": _time(row["created_at"]), "updated_at": _time(row["updated_at"]),
             "revision_number": row["revision_number"]}
 
 

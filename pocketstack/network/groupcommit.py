@@ -1,0 +1,144 @@
+"""Group commit: concurrent write transactions share one commit.
+
+On SQLite every write transaction is serialized (``BEGIN IMMEDIATE``) and each
+commit waits for an fsync, so at concurrency 8 the disk, not the CPU, caps
+port creation. Here the first writer to arrive becomes the leader: it takes
+every queued unit of work (up to ``max_batch``), runs each in its own
+SAVEPOINT inside one transaction, commits once and hands the results back;
+the next queued writer then leads the next batch. A unit that fails rolls
+back only its savepoint (its error goes to its caller, nothing it wrote
+survives); a unit that hits a unique-key race is re-run. If the commit
+itself fails every unit of the batch is re-run or gets the error.
+
+Used on SQLite only; PostgreSQL and MariaDB commit concurrently anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import exc
+
+from pocketstack.common.db import is_retryable
+
+LOG = logging.getLogger(__name__)
+
+
+class _Unit:
+    __slots__ = ("fn", "args", "kwargs", "result", "error", "done", "leader", "event")
+
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.leader = False
+        self.event = threading.Event()
+
+
+class GroupCommit:
+    def __init__(self, db, *, max_batch: int = 32, retries: int = 10, on_conflict=None):
+        self.db = db
+        self.max_batch = max_batch
+        self.retries = retries
+        self.on_conflict = on_conflict or (lambda: None)
+        self._lock = threading.Lock()
+        self._queue: list[_Unit] = []
+        self._busy = False
+        self._local = threading.local()
+
+    def run(self, fn, *args, **kwargs):
+        session = getattr(self._local, "session", None)
+        if session is not None:  # called from inside a unit: join its transaction
+            with session.begin_nested():
+                return fn(session, *args, **kwargs)
+        unit = _Unit(fn, args, kwargs)
+        with self._lock:
+            self._queue.append(unit)
+            if not self._busy:
+                self._busy = True
+                unit.leader = True
+        while True:
+            if unit.leader:
+                self._lead()
+                if unit.done:
+                    break
+            unit.event.wait()
+            unit.event.clear()
+            if unit.done:
+                break
+        if unit.error is not None:
+            raise unit.error
+        return unit.result
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+        try:
+            self._run_batch(batch)
+        finally:
+            with self._lock:
+                for unit in batch:
+                    unit.done = True
+                    unit.leader = False
+                if self._queue:
+                    nxt = self._queue[0]
+                    nxt.leader = True
+                    nxt.event.set()
+                else:
+                    self._busy = False
+            for unit in batch:
+                unit.event.set()
+
+    def _run_batch(self, batch: list[_Unit]) -> None:
+        for attempt in range(self.retries + 1):
+            for unit in batch:
+                unit.result, unit.error = None, None
+            try:
+                with self.db.session() as session:
+                    self._local.session = session
+                    try:
+                        for unit in batch:
+                            self._run_unit(session, unit)
+                    finally:
+                        self._local.session = None
+                return
+            except exc.DBAPIError as error:
+                self.on_conflict()
+                if attempt < self.retries and (is_retryable(error) or
+                                               isinstance(error, exc.IntegrityError)):
+                    continue
+                for unit in batch:
+                    if unit.error is None:
+                        unit.error = error
+                return
+            except BaseException as error:  # noqa: BLE001 - handed to every caller
+                for unit in batch:
+                    if unit.error is None:
+                        unit.error = error
+                return
+
+    def _run_unit(self, session, unit: _Unit) -> None:
+        for attempt in range(self.retries + 1):
+            try:
+                with session.begin_nested():
+                    unit.result = unit.fn(session, *unit.args, **unit.kwargs)
+                unit.error = None
+                return
+            except exc.IntegrityError as error:
+                self.on_conflict()
+                unit.error = error
+                if attempt >= self.retries:
+                    from pocketstack.common import errors
+
+                    unit.error = errors.Conflict("The request conflicted with a concurrent "
+                                                 "change; retry it.", kind="Conflict")
+                    return
+            except exc.DBAPIError:
+                raise  # the whole batch is retried
+            except Exception as error:  # noqa: BLE001 - this caller's error
+                unit.error = error
+                unit.result = None
+                return
