@@ -96,5 +96,7 @@ def register(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(default_opts)
     for name in BACKEND_GROUPS:
         conf.register_opts(backend_opts, group=name)
-    # the nfs section defaults to the nfs driver
+    # the nfs section defaults to the nfs driver; its deleted volumes' files are
+    # removed (zeroing a sparse file over NFS writes every byte of it)
     conf.set_default("volume_driver", "nfs", group="nfs")
+    conf.set_default("volume_clear", "none", group="nfs")
