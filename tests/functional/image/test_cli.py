@@ -48,6 +48,16 @@ def test_image_create_save_set_share(cloud, qcow2, tmp_path):
     members = cloud.cli("image", "member", "list", "cirros")
     assert [(m["Member ID"], m["Status"]) for m in members] == [(bob["project_id"],
                                                                   "accepted")]
+    proc = cloud.cli("image", "remove", "project", "cirros", bob["project_name"], parse=False)
+    assert proc.returncode == 0, proc.stderr
+    assert cloud.cli("image", "list", **creds) == []
+
+    listed = cloud.cli("image", "list", "--property", "hw_disk_bus=scsi")
+    assert [i["Name"] for i in listed] == ["cirros"]
+    proc = cloud.cli("image", "delete", "cirros", parse=False)
+    assert proc.returncode == 0, proc.stderr
+    assert cloud.cli("image", "list") == []
+    assert image_files(cloud) == []
 
 
 def test_cli_errors(cloud, tmp_path):
