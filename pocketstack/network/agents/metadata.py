@@ -36,15 +36,15 @@ class MetadataAgent:
         self.socket_path = socket_path
         self._url = metadata_url
         self.secret = secret
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._server = None
 
     @property
     def metadata_url(self) -> str:
         url = self._url() if callable(self._url) else self._url
         return url.rstrip("/")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._server = None
 
     def start(self) -> None:
         os.makedirs(os.path.dirname(self.socket_path), exist_ok=True)
