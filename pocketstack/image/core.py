@@ -142,16 +142,20 @@ class ImageManager:
             sa.and_(T.c.visibility == "shared",
                     sa.exists().where(M.c.image_id == T.c.id, M.c.member == project)))
 
-    def _row(self, session, ctx: RequestContext, image_id: str):
-        row = session.execute(sa.select(T).where(T.c.id == image_id,
-                                                 self._visible(ctx))).first()
+    def _row(self, session, ctx: RequestContext, image_id: str, *, lock: bool = False):
+        """The image if ``ctx`` may see it (else 404); ``lock``: row-locked until commit
+        (PostgreSQL/MariaDB; SQLite's write transactions are serialized already)."""
+        stmt = sa.select(T).where(T.c.id == image_id, self._visible(ctx))
+        if lock:
+            stmt = stmt.with_for_update()
+        row = session.execute(stmt).first()
         if row is None:
             raise not_found(image_id)
         return row
 
     def _owned(self, session, ctx, image_id: str, action: str):
         """The image, if ``ctx`` may see it and do ``action`` on it as owner."""
-        row = self._row(session, ctx, image_id)
+        row = self._row(session, ctx, image_id, lock=True)
         self.enforce(ctx, action, row.owner)
         return row
 
@@ -719,7 +723,7 @@ class ImageManager:
         """queued -> ``to`` (saving/uploading); returns the most bytes allowed."""
 
         def begin(session):
-            row = self._row(session, ctx, image_id)
+            row = self._row(session, ctx, image_id, lock=True)
             try:
                 self.enforce(ctx, "upload_image", row.owner)
             except errors.Forbidden:
