@@ -347,6 +347,9 @@ def build(service) -> Api:
             headers = object_headers(meta, info)
             if "temp_url_sig" in req.query:
                 tempurl.disposition(req, obj, headers)
+                for key in [k for k in headers if k.startswith("X-Object-Meta-")
+                            and not k.startswith("X-Object-Meta-Public-")]:
+                    del headers[key]  # not for the URL's holder (outgoing_remove_headers)
             conditional(req, info, headers)
             ranges = parse_ranges(req.headers.get("range"), info.size)
             if req.method == "HEAD":

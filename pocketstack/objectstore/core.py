@@ -737,7 +737,8 @@ class ObjectStore:
         try:
             smeta = handle.meta
             new_headers = {} if fresh else {k: v for k, v in smeta.headers.items()
-                                            if k != "X-Static-Large-Object"}
+                                            if k not in ("X-Static-Large-Object",
+                                                         "X-Delete-At")}
             new_headers.update(headers)
             ctype = content_type or smeta.content_type
             large = bool(smeta.sys.get("slo") or smeta.headers.get("X-Object-Manifest"))

@@ -67,6 +67,7 @@ def test_swift_upload_slo_download_public_and_tempurl(cloud, tmp_path, swift):
 
     # TempURL on a private container.
     swift_cli(cloud, "upload", "private", "big.bin", "--object-name", "t.bin",
+              "-H", "X-Object-Meta-Secret: s", "-H", "X-Object-Meta-Public-Tag: p",
               cwd=str(tmp_path))
     swift_cli(cloud, "post", "-m", "Temp-URL-Key:s3cret")
     path = f"/object-store/v1/{swift.account}/private/t.bin"
@@ -75,6 +76,8 @@ def test_swift_upload_slo_download_public_and_tempurl(cloud, tmp_path, swift):
     r = httpx.get(cloud.url + signed)
     assert r.status_code == 200 and r.content == data
     assert r.headers["content-disposition"].startswith('attachment; filename="t.bin"')
+    assert "x-object-meta-secret" not in r.headers
+    assert r.headers["x-object-meta-public-tag"] == "p"
     # Without the prefix (as Swift users sign), with sha512, and tampered.
     proc = swift_cli(cloud, "tempurl", "--digest", "sha512", "GET", "600",
                      f"/v1/{swift.account}/private/t.bin", "s3cret")
@@ -111,3 +114,25 @@ def test_openstacksdk_object_store(cloud):
     conn.object_store.delete_object("a.json", container="sdk")
     conn.object_store.delete_container("sdk")
     assert list(conn.object_store.containers()) == []
+
+
+def test_swift_dlo_upload_download_and_list(cloud, tmp_path, swift):
+    data = os.urandom(2 * 1024 * 1024 + 7)
+    (tmp_path / "dlo.bin").write_bytes(data)
+    swift_cli(cloud, "upload", "--use-dlo", "-S", "1048576", "dloc", "dlo.bin",
+              cwd=str(tmp_path))
+    head = swift.head("dloc/dlo.bin")
+    assert head.headers["x-object-manifest"].startswith("dloc_segments/dlo.bin/")
+    assert int(head.headers["content-length"]) == len(data)
+    swift_cli(cloud, "download", "dloc", "dlo.bin", "-o", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data
+    listed = swift_cli(cloud, "list", "dloc").stdout.split()
+    assert listed == ["dlo.bin"]
+    # Server-side copy of a large object makes a plain object of its bytes.
+    r = swift.copy("dloc/dlo.bin", headers={"Destination": "dloc/flat.bin"})
+    assert r.status_code == 201
+    flat = swift.get("dloc/flat.bin")
+    assert flat.content == data and "x-object-manifest" not in flat.headers
+    assert flat.headers["etag"] == hashlib.md5(data).hexdigest()
+    swift_cli(cloud, "delete", "dloc", "dlo.bin")
+    assert swift.get("dloc_segments").status_code == 204
