@@ -111,6 +111,8 @@ class IdentityService(Service):
         self.bootstrap()
 
     def stop(self) -> None:
+        if self._hashing is not None:
+            self._hashing.join()  # never leave bcrypt running in a thread at exit
         self.db.dispose()
 
     # -- bootstrap ---------------------------------------------------------
