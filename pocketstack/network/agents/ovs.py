@@ -370,10 +370,10 @@ class OvsBackend(L2Backend):
                    if p.startswith("vxlan-")]
         ofctl(self.br_int, "add-flow", f"table=0,priority=3,in_port={patch_tun},"
                                        "actions=NORMAL")
-        out = ",".join(f"output:{t}" for t in tunnels) or "drop"
+        actions = (f"strip_vlan,set_tunnel:{vni}," + ",".join(f"output:{t}" for t in tunnels)
+                   if tunnels else "drop")
         ofctl(self.br_tun, "add-flow", f"cookie={cookie},table=0,priority=4,"
-                                       f"in_port={patch_int},dl_vlan={vlan},"
-                                       f"actions=strip_vlan,set_tunnel:{vni},{out}")
+                                       f"in_port={patch_int},dl_vlan={vlan},actions={actions}")
         for t in tunnels:
             ofctl(self.br_tun, "add-flow", f"cookie={cookie},table=0,priority=4,in_port={t},"
                                            f"tun_id={vni},actions=mod_vlan_vid:{vlan},"

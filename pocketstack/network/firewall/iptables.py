@@ -163,7 +163,7 @@ class IptablesFirewall:
         return f"{self.prefix}-{kind}{_short(port_id)}" if port_id else f"{self.prefix}-{kind}"
 
     def set_name(self, version: int, group_id: str) -> str:
-        return f"{self.prefix}{version}-{group_id.replace('-', '')[:22]}"
+        return f"{self.prefix}{version}-{group_id.replace('-', '')[:20]}"
 
     # -- desired state ---------------------------------------------------------------------
     def _rule_args(self, rule: dict, version: int, direction: str,

@@ -39,7 +39,7 @@ def test_rule_translation():
     # remote group: the group's set, or nothing at all when the group is empty
     assert args({"remote_group_id": SG}) is None
     assert args({"remote_group_id": SG}, members={SG: ["10.0.0.5"]}) == [
-        "-m", "set", "--match-set", "u94-5e1b2c3d00004000800000", "src"]
+        "-m", "set", "--match-set", "u94-5e1b2c3d000040008000", "src"]
     assert args({"remote_group_id": SG}, direction="egress", members={SG: ["10.0.0.5"]})[-1] \
         == "dst"
 
