@@ -317,3 +317,24 @@ def test_sdk_find_update_delete(cloud):
     conn.image.delete_image(image)
     with pytest.raises(openstack.exceptions.NotFoundException):
         conn.image.get_image(image.id)
+
+
+def test_download_abandoned_midway_releases_everything(admin):
+    import os
+    import time
+
+    data = os.urandom(1024 * 1024) * 24
+    image = admin.create(name="abandoned")
+    admin.upload(image["id"], data)
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with admin.stream("GET", f"/v2/images/{image['id']}/file") as r:
+            assert r.status_code == 200
+            next(r.iter_raw(65536))
+        # leaving the block closes the connection with most of the body unread
+    deadline = time.monotonic() + 30
+    while len(os.listdir("/proc/self/fd")) > fds + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir("/proc/self/fd")) <= fds + 2
+    assert hashlib.md5(admin.get(f"/v2/images/{image['id']}/file").content).hexdigest() == \
+        hashlib.md5(data).hexdigest()
