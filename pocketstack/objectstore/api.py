@@ -233,8 +233,7 @@ def build(service) -> Api:
             raise errors.NotFound()
         headers = await _thread(container_headers, cinfo)
         if role_of(req, account) != "owner":  # ACLs and sync settings are the owner's
-            for key in ("X-Container-Read", "X-Container-Write", "X-Container-Sync-Key",
-                        "X-Container-Sync-To"):
+            for key in ("X-Container-Read", "X-Container-Write"):
                 headers.pop(key, None)
         if req.method == "HEAD":
             return _empty(204, headers, "text/plain; charset=utf-8")

@@ -43,7 +43,7 @@ SMALL = 64 * 1024  # reads and writes up to this size stay on the event loop
 OBJECT_HEADERS = ("Content-Disposition", "Content-Encoding", "X-Delete-At",
                   "X-Object-Manifest")
 CONTAINER_HEADERS = ("X-Container-Read", "X-Container-Write", "X-Versions-Location",
-                     "X-History-Location", "X-Container-Sync-To", "X-Container-Sync-Key")
+                     "X-History-Location")
 
 
 def now_ts() -> str:
