@@ -6,6 +6,7 @@ import base64
 import re
 import secrets
 import string
+import time
 import uuid as uuidlib
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from pocketstack.common import errors
 from pocketstack.common.db import isotime, utcnow
 from pocketstack.common.http import Api, JSONResponse, Request, nova_error_body
 from pocketstack.common.validation import validate
-from pocketstack.compute import microversions, schemas, states, views
+from pocketstack.compute import microversions, schemas, sql, states, views
 from pocketstack.compute import models as m
 from pocketstack.compute.conductor import StateConflict, row
 from pocketstack.compute.integration import context_dict
@@ -378,6 +379,7 @@ class Helpers:
         self.conductor = service.conductor
         self.db = service.db
         self.policy = service.policy
+        self.flavor_cache: dict[str, tuple[dict, float]] = {}
 
     # -- lookups ------------------------------------------------------------------
 
@@ -390,9 +392,9 @@ class Helpers:
         return inst
 
     def host_status_fn(self):
-        with self.db.reader() as s:
-            services = {r.host: row(r) for r in s.execute(sa.select(m.service).where(
-                m.service.c.binary == "pocketstack-compute")).all()}
+        with self.conductor.fast.read() as conn:
+            services = {r.host: row(r) for r in conn.execute(
+                sql.SERVICES, {"binary": "pocketstack-compute"}).all()}
         now = utcnow()
 
         def status(host: str) -> str:
@@ -758,6 +760,12 @@ class Helpers:
         return bdms, boot_volume
 
     def find_flavor(self, ctx, flavor_id: str, status: int = 404) -> dict:
+        cached = self.flavor_cache.get(flavor_id)
+        if cached is not None and cached[1] > time.monotonic():
+            f = dict(cached[0])
+            if f["disabled"] and status == 400:
+                raise errors.BadRequest(f"Flavor {flavor_id} could not be found.")
+            return f
         with self.db.reader() as s:
             f = row(s.execute(sa.select(m.flavor).where(
                 m.flavor.c.flavorid == flavor_id)).first())
@@ -769,6 +777,9 @@ class Helpers:
                     f = None
         if f is None:
             raise errors.for_status(status, f"Flavor {flavor_id} could not be found.")
+        if f["is_public"]:
+            # public flavors are shared by every request for a second
+            self.flavor_cache[flavor_id] = (dict(f), time.monotonic() + 1.0)
         if f["disabled"] and status == 400:
             raise errors.BadRequest(f"Flavor {flavor_id} could not be found.")
         return f

@@ -179,6 +179,7 @@ def register(api, service, helpers) -> None:
                 raise errors.Conflict(f"Flavor with name {values['name']} already exists.")
             s.execute(m.flavor.insert().values(**values))
         db.transaction(txn)
+        helpers.flavor_cache.clear()
         return {"flavor": views.flavor(req.base_url, values, v(req))}
 
     @api.route("/v2.1/flavors/{flavor_id}", "PUT")
@@ -194,6 +195,7 @@ def register(api, service, helpers) -> None:
         f = helpers.find_flavor(req.context, req.path_params["flavor_id"])
         db.transaction(lambda s: s.execute(m.flavor.update().where(
             m.flavor.c.id == f["id"]).values(description=body["flavor"]["description"])))
+        helpers.flavor_cache.clear()
         f["description"] = body["flavor"]["description"]
         return {"flavor": views.flavor(req.base_url, f, v(req))}
 
@@ -207,6 +209,7 @@ def register(api, service, helpers) -> None:
                 m.flavor_access.c.flavorid == f["flavorid"]))
             s.execute(m.flavor.delete().where(m.flavor.c.id == f["id"]))
         db.transaction(txn)
+        helpers.flavor_cache.clear()
 
     @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs", "GET")
     def specs_index(req: Request):
@@ -223,6 +226,7 @@ def register(api, service, helpers) -> None:
         merged = {**f["extra_specs"], **specs}
         db.transaction(lambda s: s.execute(m.flavor.update().where(
             m.flavor.c.id == f["id"]).values(extra_specs=merged)))
+        helpers.flavor_cache.clear()
         return {"extra_specs": specs}
 
     @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "GET")
@@ -244,6 +248,7 @@ def register(api, service, helpers) -> None:
         merged = {**f["extra_specs"], key: str(body[key])}
         db.transaction(lambda s: s.execute(m.flavor.update().where(
             m.flavor.c.id == f["id"]).values(extra_specs=merged)))
+        helpers.flavor_cache.clear()
         return {key: str(body[key])}
 
     @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "DELETE")
@@ -256,6 +261,7 @@ def register(api, service, helpers) -> None:
         specs = {k: val for k, val in f["extra_specs"].items() if k != key}
         db.transaction(lambda s: s.execute(m.flavor.update().where(
             m.flavor.c.id == f["id"]).values(extra_specs=specs)))
+        helpers.flavor_cache.clear()
         return Response(status_code=200)
 
     def access_list(flavorid: str) -> dict:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from pocketstack.common import errors, rpc
 from pocketstack.common.db import utcnow
 from pocketstack.compute import models as m
-from pocketstack.compute import rpcapi, scheduler, states
+from pocketstack.compute import rpcapi, scheduler, sql, states
 from pocketstack.compute.integration import ImageAdapter, NetworkAdapter, as_context, context_dict
 from pocketstack.compute.options import default_zone
 
@@ -51,6 +51,12 @@ class Conductor:
         self.images = ImageAdapter(service.cloud)
         self.network = NetworkAdapter(service.cloud)
         self.agents = rpcapi.ComputeAgentAPI(self.transport)
+        self.fast = sql.Fast(self.db)
+        self._zones: dict[str, str] = {}
+        conf = self.conf
+        self._claim = sql.claim_statement(conf.cpu_allocation_ratio, conf.ram_allocation_ratio,
+                                          conf.disk_allocation_ratio,
+                                          conf.reserved_host_memory_mb)
         self.self_client = rpc.RPCClient(self.transport, rpcapi.CONDUCTOR_TOPIC,
                                          version=rpcapi.CONDUCTOR_VERSION,
                                          namespace="build")
@@ -124,9 +130,8 @@ class Conductor:
 
     def get_instance(self, instance_uuid: str, *, project_id: str | None = None,
                      deleted: bool = False) -> dict:
-        with self.db.reader() as s:
-            stmt = sa.select(m.instance).where(m.instance.c.uuid == instance_uuid)
-            inst = row(s.execute(stmt).first())
+        with self.fast.read() as conn:
+            inst = row(conn.execute(sql.SELECT_INSTANCE, {"uuid": instance_uuid}).first())
         if inst is None or (inst["deleted"] and not deleted) or (
                 project_id is not None and inst["project_id"] != project_id):
             raise errors.NotFound(f"Instance {instance_uuid} could not be found.")
@@ -135,29 +140,35 @@ class Conductor:
     def update_instance(self, instance_uuid: str, values: dict, *,
                         expected_vm_state: list[str] | None = None,
                         expected_task_state: list | None = None,
-                        action: str | None = None) -> dict:
+                        finish: tuple | None = None) -> dict:
         """Change an instance if it is in an expected state (a compare-and-set)."""
+        params = {**values, "updated_at": utcnow(), "_uuid": instance_uuid}
+        wanted = None
+        if expected_task_state is not None:
+            wanted = [t for t in expected_task_state if t is not None]
+            if wanted:
+                params["_task_states"] = wanted
+        if expected_vm_state is not None:
+            params["_vm_states"] = list(expected_vm_state)
+        stmt = sql.instance_update(
+            tuple(sorted(k for k in params if not k.startswith("_"))),
+            expected_vm_state is not None, bool(wanted),
+            expected_task_state is not None and None in expected_task_state)
+        impossible = expected_task_state is not None and not wanted and \
+            None not in expected_task_state
+
         def txn(s):
-            stmt = m.instance.update().where(m.instance.c.uuid == instance_uuid,
-                                             m.instance.c.deleted.is_(False))
-            if expected_vm_state is not None:
-                stmt = stmt.where(m.instance.c.vm_state.in_(expected_vm_state))
-            if expected_task_state is not None:
-                wanted = [t for t in expected_task_state if t is not None]
-                cond = m.instance.c.task_state.in_(wanted) if wanted else sa.false()
-                if None in expected_task_state:
-                    cond = sa.or_(cond, m.instance.c.task_state.is_(None))
-                stmt = stmt.where(cond)
-            result = s.execute(stmt.values(updated_at=utcnow(), **values))
-            current = row(s.execute(sa.select(m.instance).where(
-                m.instance.c.uuid == instance_uuid)).first())
+            result = s.execute(stmt, params) if not impossible else None
+            current = row(s.execute(sql.SELECT_INSTANCE, {"uuid": instance_uuid}).first())
             if current is None or current["deleted"]:
                 raise errors.NotFound(f"Instance {instance_uuid} could not be found.")
-            if result.rowcount != 1:
+            if result is None or result.rowcount != 1:
                 raise StateConflict(current)
+            if finish is not None:
+                self._finish_action(s, instance_uuid, *finish)
             return current
 
-        return self.db.transaction(txn)
+        return self.fast.tx(txn)
 
     def record_action(self, ctx, instance_uuid: str, action: str, *, s=None,
                       message: str | None = None) -> None:
@@ -170,38 +181,35 @@ class Conductor:
                       start_time=utcnow(), updated_at=utcnow(), message=message,
                       events=[])
         if s is not None:
-            s.execute(m.instance_action.insert().values(**values))
+            s.execute(sql.INSERT_ACTION, values)
         else:
-            self.db.transaction(lambda s2: s2.execute(m.instance_action.insert().values(
-                **values)))
+            self.fast.tx(lambda conn: conn.execute(sql.INSERT_ACTION, values))
 
     def finish_action(self, instance_uuid: str, result: str, host: str | None,
                       traceback: str | None = None) -> None:
-        def txn(s):
-            last = row(s.execute(sa.select(m.instance_action).where(
-                m.instance_action.c.instance_uuid == instance_uuid).order_by(
-                m.instance_action.c.id.desc()).limit(1)).first())
-            if last is None:
-                return
-            now = utcnow()
-            event = {"event": f"compute_{last['action']}", "start_time": now.isoformat(),
-                     "finish_time": now.isoformat(), "result": result, "host": host,
-                     "traceback": traceback}
-            s.execute(m.instance_action.update().where(
-                m.instance_action.c.id == last["id"]).values(
-                events=[*last["events"], event], updated_at=now,
-                message="Error" if result == "Error" else last["message"]))
-        self.db.transaction(txn)
+        self.fast.tx(self._finish_action, instance_uuid, result, host, traceback)
+
+    def _finish_action(self, s, instance_uuid: str, result: str, host: str | None,
+                       traceback: str | None = None) -> None:
+        last = row(s.execute(sql.LAST_ACTION, {"uuid": instance_uuid}).first())
+        if last is None:
+            return
+        now = utcnow()
+        event = {"event": f"compute_{last['action']}", "start_time": now.isoformat(),
+                 "finish_time": now.isoformat(), "result": result, "host": host,
+                 "traceback": traceback}
+        s.execute(sql.UPDATE_ACTION, {
+            "_id": last["id"], "events": [*last["events"], event], "updated_at": now,
+            "message": "Error" if result == "Error" else last["message"]})
 
     # -- quotas --------------------------------------------------------------
 
     def quota_limits(self, project_id: str, s=None) -> dict[str, int]:
         defaults = {r: getattr(self.conf.quota, r) for r in QUOTA_RESOURCES}
         def read(sess):
-            return sess.execute(sa.select(m.quota.c.resource, m.quota.c.hard_limit).where(
-                m.quota.c.project_id == project_id)).all()
+            return sess.execute(sql.SELECT_QUOTAS, {"project_id": project_id}).all()
         if s is None:
-            with self.db.reader() as sess:
+            with self.fast.read() as sess:
                 rows = read(sess)
         else:
             rows = read(s)
@@ -209,29 +217,20 @@ class Conductor:
         return defaults
 
     def usage(self, s, project_id: str) -> dict[str, int]:
-        used = s.execute(sa.select(
-            sa.func.count(), sa.func.coalesce(sa.func.sum(m.instance.c.vcpus), 0),
-            sa.func.coalesce(sa.func.sum(m.instance.c.memory_mb), 0)).where(
-            m.instance.c.project_id == project_id, m.instance.c.deleted.is_(False))).first()
-        groups = s.execute(sa.select(sa.func.count()).select_from(m.server_group).where(
-            m.server_group.c.project_id == project_id)).scalar()
+        used = s.execute(sql.USAGE, {"project_id": project_id}).first()
+        groups = s.execute(sql.GROUP_COUNT, {"project_id": project_id}).scalar()
         return {"instances": used[0], "cores": int(used[1]), "ram": int(used[2]),
                 "server_groups": groups}
 
     def lock_project(self, s, project_id: str) -> None:
         """Serialise quota checks of a project on every engine."""
-        updated = s.execute(m.project_lock.update().where(
-            m.project_lock.c.project_id == project_id).values(
-            generation=m.project_lock.c.generation + 1)).rowcount
+        updated = s.execute(sql.LOCK_PROJECT, {"_project_id": project_id}).rowcount
         if not updated:
             try:
                 with s.begin_nested():
-                    s.execute(m.project_lock.insert().values(project_id=project_id,
-                                                             generation=1))
+                    s.execute(sql.INSERT_LOCK, {"project_id": project_id, "generation": 1})
             except sa.exc.IntegrityError:
-                s.execute(m.project_lock.update().where(
-                    m.project_lock.c.project_id == project_id).values(
-                    generation=m.project_lock.c.generation + 1))
+                s.execute(sql.LOCK_PROJECT, {"_project_id": project_id})
 
     def check_quota(self, s, project_id: str, deltas: dict[str, int]) -> None:
         limits = self.quota_limits(project_id, s)
@@ -287,15 +286,15 @@ class Conductor:
                     values["display_name"] = f"{base['display_name']}-{index + 1}"
                     values["hostname"] = f"{base['hostname']}-{index + 1}"
                 values.pop("_multi_names", None)
-                s.execute(m.instance.insert().values(**values))
+                s.execute(sql.INSERT_INSTANCE, values)
                 if group_id is not None:
-                    s.execute(m.server_group_member.insert().values(
-                        group_id=group_id, instance_uuid=values["uuid"]))
+                    s.execute(sql.INSERT_MEMBER, {"group_id": group_id,
+                                                  "instance_uuid": values["uuid"]})
                 self.record_action(ctx, values["uuid"], "create", s=s)
                 created.append(values)
             return created
 
-        return self.db.transaction(txn)
+        return self.fast.tx(txn)
 
     def start_build(self, ctx, instance_uuids: list[str]) -> None:
         self.self_client.cast(context_dict(ctx) if not isinstance(ctx, dict) else ctx,
@@ -305,15 +304,14 @@ class Conductor:
 
     def host_states(self, s) -> list[scheduler.HostState]:
         now = utcnow()
-        services = {r.host: row(r) for r in s.execute(sa.select(m.service).where(
-            m.service.c.binary == "pocketstack-compute")).all()}
+        services = {r.host: row(r) for r in s.execute(
+            sql.SERVICES, {"binary": "pocketstack-compute"}).all()}
         aggs: dict[str, list[dict]] = {}
-        for agg_meta, host in s.execute(sa.select(m.aggregate.c.meta, m.aggregate_host.c.host)
-                                        .join(m.aggregate_host)).all():
+        for agg_meta, host in s.execute(sql.AGGREGATE_HOSTS).all():
             aggs.setdefault(host, []).append(agg_meta)
         result = []
         default_az = default_zone(self.conf)
-        for node in s.execute(sa.select(m.compute_node)).all():
+        for node in s.execute(sql.NODES).all():
             svc = services.get(node.host)
             if svc is None:
                 continue
@@ -338,16 +336,8 @@ class Conductor:
 
     def claim(self, s, host: str, vcpus: int, ram: int, disk: int) -> bool:
         """Take resources on a node if they fit its ratios: one atomic UPDATE."""
-        conf = self.conf
-        n = m.compute_node.c
-        result = s.execute(m.compute_node.update().where(
-            n.host == host,
-            n.vcpus_used + vcpus <= n.vcpus * conf.cpu_allocation_ratio,
-            n.memory_mb_used + ram <= (n.memory_mb - conf.reserved_host_memory_mb)
-            * conf.ram_allocation_ratio,
-            n.local_gb_used + disk <= n.local_gb * conf.disk_allocation_ratio,
-        ).values(vcpus_used=n.vcpus_used + vcpus, memory_mb_used=n.memory_mb_used + ram,
-                 local_gb_used=n.local_gb_used + disk, running_vms=n.running_vms + 1))
+        result = s.execute(self._claim, {"_host": host, "_vcpus": vcpus, "_ram": ram,
+                                         "_disk": disk})
         return result.rowcount == 1
 
     def release(self, s, host: str | None, flavor: dict | None, *, vm: bool = True) -> None:
@@ -412,6 +402,7 @@ class Conductor:
         hosts = scheduler.filter_hosts(self.host_states(s), spec, self.conf)
         for host in scheduler.weigh_hosts(hosts, spec, self.conf):
             if self.claim(s, host.host, spec.vcpus, spec.memory_mb, spec.disk_gb):
+                self._zones[host.host] = host.availability_zone
                 return host.host
         raise NoValidHost("No valid host was found. There are not enough hosts available.")
 
@@ -427,29 +418,33 @@ class Conductor:
 
     def build_one(self, ctx: dict, instance_uuid: str) -> None:
         def place(s):
-            inst = row(s.execute(sa.select(m.instance).where(
-                m.instance.c.uuid == instance_uuid)).first())
+            inst = row(s.execute(sql.SELECT_INSTANCE, {"uuid": instance_uuid}).first())
             if inst is None or inst["deleted"] or inst["vm_state"] != states.BUILDING \
                     or inst["task_state"] not in (states.SCHEDULING, None) or inst["host"]:
                 return None
             host = self.schedule(s, inst, inst["flavor"])
-            zone = self.host_zone(s, host)
-            s.execute(m.instance.update().where(m.instance.c.uuid == instance_uuid).values(
-                host=host, node=host, availability_zone=zone,
-                task_state=states.NETWORKING, updated_at=utcnow()))
-            inst.update(host=host, node=host, availability_zone=zone,
-                        task_state=states.NETWORKING)
+            zone = self._zones.get(host) or self.host_zone(s, host)
+            wants_ports = self.network.manager is not None and \
+                (inst["request_spec"] or {}).get("networks", "none") != "none"
+            task = states.NETWORKING if wants_ports else states.SPAWNING
+            s.execute(sql.PLACE, {"_uuid": instance_uuid, "host": host, "node": host,
+                                  "availability_zone": zone, "task_state": task,
+                                  "updated_at": utcnow()})
+            inst.update(host=host, node=host, availability_zone=zone, task_state=task)
             return inst
 
         try:
-            inst = self.db.transaction(place)
+            inst = self.fast.tx(place)
         except NoValidHost as exc:
             self.set_error(instance_uuid, str(exc), 500, details="")
             return
         if inst is None:
             return
-        uctx = as_context(ctx, inst["project_id"], inst["user_id"])
         rs = inst["request_spec"] or {}
+        if inst["task_state"] == states.SPAWNING:  # no ports to make
+            self.cast_build(ctx, inst, [])
+            return
+        uctx = as_context(ctx, inst["project_id"], inst["user_id"])
         try:
             network_info = self.network.allocate(uctx, inst, inst["host"],
                                                  rs.get("networks", "none"),
@@ -468,6 +463,10 @@ class Conductor:
             self.network.deallocate(uctx, network_info)
             self.maybe_finish_unscheduled_delete(instance_uuid)
             return
+        self.cast_build(ctx, inst, network_info)
+
+    def cast_build(self, ctx, inst: dict, network_info: list[dict]) -> None:
+        rs = inst["request_spec"] or {}
         self.agents.cast(ctx, inst["host"], "build_and_run_instance",
                          instance=self.agent_view(inst),
                          image_meta=rs.get("image_meta") or {},
@@ -645,12 +644,13 @@ class ConductorEndpoint:
         if expected_task_state != "<any>" and rpc.parse_version(_version) >= (1, 1):
             expected = expected_task_state if isinstance(expected_task_state, list) \
                 else [expected_task_state]
+        finish = ("Success", changes.get("host") or None) \
+            if changes.get("task_state", "x") is None else None
         try:
-            inst = self.c.update_instance(instance_uuid, changes, expected_task_state=expected)
+            inst = self.c.update_instance(instance_uuid, changes, expected_task_state=expected,
+                                          finish=finish)
         except StateConflict as exc:
             return {"updated": False, "task_state": exc.instance["task_state"]}
-        if changes.get("task_state", "x") is None:
-            self.c.finish_action(instance_uuid, "Success", inst["host"])
         return {"updated": True, "task_state": inst["task_state"]}
 
     def build_failed(self, ctx, instance_uuid, host, reason, **_):
