@@ -60,10 +60,13 @@ class ComputeVolumeAPI:
     def get(self, ctx: RequestContext, volume_id: str) -> dict:
         return _view(self.manager.get_volume(ctx, volume_id))
 
-    def check(self, mapping: dict, ctx: RequestContext | None = None) -> dict:
-        """A block_device_mapping_v2 entry with source_type=volume: the volume
-        must exist and be attachable (400 otherwise, as Nova answers)."""
-        ctx = ctx or RequestContext.internal_admin()
+    def check(self, *args) -> dict:
+        """``check(mapping)`` or ``check(ctx, mapping)``: a block_device_mapping_v2
+        entry with source_type=volume must name an attachable volume (400 otherwise,
+        as Nova answers)."""
+        ctx = next((a for a in args if isinstance(a, RequestContext)), None) \
+            or RequestContext.internal_admin()
+        mapping = next(a for a in args if isinstance(a, dict))
         volume_id = mapping.get("uuid") or mapping.get("volume_id")
         try:
             vol = self.get(ctx, volume_id)

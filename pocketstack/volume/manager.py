@@ -394,34 +394,59 @@ class VolumeManager:
     def _type_names(self, s) -> list[str]:
         return list(s.execute(sa.select(T.c.name)).scalars())
 
-    def usage(self, s, project_id: str) -> dict[str, int]:
+    def usage(self, s, project_id: str, wanted: set[str] | None = None) -> dict[str, int]:
+        """What the project uses; ``wanted`` limits the counting to those resources."""
         used: dict[str, int] = {}
 
         def q(stmt):
             # MariaDB's repeatable read would count from the transaction's first
             # snapshot; a locking read sees what concurrent creates committed
             return stmt.with_for_update(read=True) if self.db.dialect == "mysql" else stmt
-        vrows = s.execute(q(sa.select(T.c.name, sa.func.count(V.c.id), sa.func.sum(V.c.size))
-                          .select_from(V.outerjoin(T, T.c.id == V.c.volume_type_id))
-                          .where(V.c.project_id == project_id).group_by(T.c.name))).all()
-        srows = s.execute(q(sa.select(T.c.name, sa.func.count(S.c.id), sa.func.sum(S.c.size))
-                          .select_from(S.outerjoin(T, T.c.id == S.c.volume_type_id))
-                          .where(S.c.project_id == project_id).group_by(T.c.name))).all()
-        used["volumes"] = sum(r[1] for r in vrows)
-        used["snapshots"] = sum(r[1] for r in srows)
-        used["gigabytes"] = sum(r[2] or 0 for r in vrows) + sum(r[2] or 0 for r in srows)
-        for name, count, size in vrows:
-            if name:
-                used[f"volumes_{name}"] = count
-                used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + (size or 0)
-        for name, count, size in srows:
-            if name:
-                used[f"snapshots_{name}"] = count
-                used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + (size or 0)
-        brow = s.execute(q(sa.select(sa.func.count(B.c.id), sa.func.sum(B.c.size))
-                           .where(B.c.project_id == project_id))).first()
-        used["backups"] = brow[0]
-        used["backup_gigabytes"] = brow[1] or 0
+
+        def want(*names) -> bool:
+            return wanted is None or any(n in wanted for n in names)
+
+        per_type = wanted is None or any("_" in w and not w.startswith("backup")
+                                         and w != "per_volume_gigabytes" for w in wanted)
+        if want("volumes", "gigabytes") or per_type:
+            if per_type:
+                vrows = s.execute(q(sa.select(T.c.name, sa.func.count(V.c.id),
+                                              sa.func.sum(V.c.size))
+                                    .select_from(V.outerjoin(T, T.c.id == V.c.volume_type_id))
+                                    .where(V.c.project_id == project_id)
+                                    .group_by(T.c.name))).all()
+            else:
+                vrows = s.execute(q(sa.select(sa.null(), sa.func.count(V.c.id),
+                                              sa.func.sum(V.c.size))
+                                    .where(V.c.project_id == project_id))).all()
+            used["volumes"] = sum(r[1] for r in vrows)
+            used["gigabytes"] = sum(r[2] or 0 for r in vrows)
+            for name, count, size in vrows:
+                if name:
+                    used[f"volumes_{name}"] = count
+                    used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + (size or 0)
+        if want("snapshots", "gigabytes") or per_type:
+            if per_type:
+                srows = s.execute(q(sa.select(T.c.name, sa.func.count(S.c.id),
+                                              sa.func.sum(S.c.size))
+                                    .select_from(S.outerjoin(T, T.c.id == S.c.volume_type_id))
+                                    .where(S.c.project_id == project_id)
+                                    .group_by(T.c.name))).all()
+            else:
+                srows = s.execute(q(sa.select(sa.null(), sa.func.count(S.c.id),
+                                              sa.func.sum(S.c.size))
+                                    .where(S.c.project_id == project_id))).all()
+            used["snapshots"] = sum(r[1] for r in srows)
+            used["gigabytes"] = used.get("gigabytes", 0) + sum(r[2] or 0 for r in srows)
+            for name, count, size in srows:
+                if name:
+                    used[f"snapshots_{name}"] = count
+                    used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + (size or 0)
+        if want("backups", "backup_gigabytes"):
+            brow = s.execute(q(sa.select(sa.func.count(B.c.id), sa.func.sum(B.c.size))
+                               .where(B.c.project_id == project_id))).first()
+            used["backups"] = brow[0]
+            used["backup_gigabytes"] = brow[1] or 0
         return used
 
     def _lock_project(self, s, project_id: str) -> None:
@@ -448,26 +473,25 @@ class VolumeManager:
     def check_quota(self, s, project_id: str, deltas: dict[str, int]) -> None:
         """Lock the project's quota row and refuse deltas that go over a limit (413)."""
         self._lock_project(s, project_id)
-        limits = self.quota_limits(s, project_id)
-        used = self.usage(s, project_id)
-        for res, delta in deltas.items():
-            limit = limits.get(res, -1)
-            if delta <= 0 or limit < 0:
+        limits = self.quota_limits(s, project_id, type_names=[])
+        wanted = {res for res, delta in deltas.items() if delta > 0 and limits.get(res, -1) >= 0}
+        if not wanted:
+            return
+        used = self.usage(s, project_id, wanted)
+        for res in sorted(wanted):
+            limit, delta, have = limits[res], deltas[res], used.get(res, 0)
+            if have + delta <= limit:
                 continue
-            have = used.get(res, 0)
-            if have + delta > limit:
-                if "gigabytes" in res:
-                    msg = (f"Requested volume or snapshot exceeds allowed {res} quota. "
-                           f"Requested {delta}G, quota is {limit}G and {have}G has been "
-                           "consumed.")
-                elif res.startswith("snapshots"):
-                    msg = f"Maximum number of snapshots allowed ({limit}) exceeded"
-                elif res.startswith("backups"):
-                    msg = f"Maximum number of backups allowed ({limit}) exceeded"
-                else:
-                    msg = (f"Maximum number of volumes allowed ({limit}) exceeded for "
-                           f"quota '{res}'.")
-                raise errors.RequestEntityTooLarge(msg)
+            if "gigabytes" in res:
+                msg = (f"Requested volume or snapshot exceeds allowed {res} quota. "
+                       f"Requested {delta}G, quota is {limit}G and {have}G has been consumed.")
+            elif res.startswith("snapshots"):
+                msg = f"Maximum number of snapshots allowed ({limit}) exceeded"
+            elif res.startswith("backups"):
+                msg = f"Maximum number of backups allowed ({limit}) exceeded"
+            else:
+                msg = f"Maximum number of volumes allowed ({limit}) exceeded for quota '{res}'."
+            raise errors.RequestEntityTooLarge(msg)
 
     def get_quotas(self, ctx: RequestContext, project_id: str, usage: bool = False) -> dict:
         with self.db.reader() as s:
