@@ -406,3 +406,33 @@ def test_form_post(cloud, swift):
     r = httpx.post(cloud.url + path, data=fields, files=big)
     assert r.status_code == 303 and "status=400" in r.headers["location"]
     assert swift.head("forms/up/c.txt").status_code == 404
+
+
+def test_tempurl_prefix_container_key_and_put(cloud, swift):
+    import hmac
+
+    put(swift, "tu", **{"X-Container-Meta-Temp-URL-Key": "ckey"})
+    put(swift, "tu/docs/a.txt", b"A")
+    put(swift, "tu/other.txt", b"O")
+    expires = int(time.time()) + 300
+    base = f"/object-store/v1/{swift.account}/tu/"
+    body = f"GET\n{expires}\nprefix:{base}docs/"
+    sig = hmac.new(b"ckey", body.encode(), "sha256").hexdigest()
+    q = {"temp_url_sig": sig, "temp_url_expires": str(expires), "temp_url_prefix": "docs/"}
+    r = httpx.get(cloud.url + base + "docs/a.txt", params=q)
+    assert r.status_code == 200 and r.content == b"A"
+    assert httpx.get(cloud.url + base + "other.txt", params=q).status_code == 401
+    # A PUT URL with an ISO 8601 expiry.
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+    body = f"PUT\n{expires}\n{base}up.bin"
+    sig = hmac.new(b"ckey", body.encode(), "sha1").hexdigest()
+    r = httpx.put(cloud.url + base + "up.bin", content=b"via tempurl",
+                  params={"temp_url_sig": sig, "temp_url_expires": iso})
+    assert r.status_code == 201, r.text
+    assert swift.get("tu/up.bin").content == b"via tempurl"
+    # Expired.
+    body = f"GET\n{int(time.time()) - 1}\n{base}up.bin"
+    sig = hmac.new(b"ckey", body.encode(), "sha256").hexdigest()
+    r = httpx.get(cloud.url + base + "up.bin",
+                  params={"temp_url_sig": sig, "temp_url_expires": str(int(time.time()) - 1)})
+    assert_swift_error(r, 401)
