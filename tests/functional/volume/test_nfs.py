@@ -165,3 +165,25 @@ def test_nfs_server_dying_during_a_create(pocketstack_cloud_factory, own_nfs_ser
     bs.wait_for_delete(copy, interval=0.05, wait=60)
     with pytest.raises(exceptions.NotFoundException):
         bs.get_volume(copy.id)
+
+
+def test_volume_from_image_on_nfs(pocketstack_cloud_factory, nfs_server, tmp_path):
+    import subprocess
+
+    share = nfs_server.share()
+    overrides = nfs_overrides(tmp_path, [share])
+    overrides["enabled_services"] = ["identity", "image", "volume"]
+    cloud = pocketstack_cloud_factory(**overrides)
+    conn = cloud.connect()
+    disk = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "32M"], check=True)
+    qemu_io(str(disk), "write -P 0x5c 0 1M")
+    image = conn.image.create_image(name="img", filename=str(disk), disk_format="qcow2",
+                                    container_format="bare", wait=True)
+    bs = conn.block_storage
+    vol = bs.create_volume(size=1, image_id=image.id, name="boot")
+    vol = wait_status(lambda: bs.get_volume(vol.id), "available")
+    assert vol.is_bootable
+    path = nfs_server.local(share) / f"volume-{vol.id}"
+    assert path.stat().st_size == GiB
+    assert pattern_at(str(path), 0, 1 << 20, 0x5c)

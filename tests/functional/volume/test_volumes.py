@@ -307,3 +307,26 @@ def test_quota_holds_under_parallel_creates(pocketstack_cloud_factory, database_
     assert sorted(codes) == [202] * 5 + [413] * 11
     bs = cloud.connect(**creds).block_storage
     assert len(list(bs.volumes())) == 5
+
+
+def test_multiattach_volumes_take_several_attachments(volume_cloud):
+    bs = volume_cloud.connect().block_storage
+    bs.create_type(name="shared", extra_specs={"multiattach": "<is> True"})
+    vol = bs.create_volume(size=1, volume_type="shared")
+    vol = wait_status(lambda: bs.get_volume(vol.id), "available")
+    assert vol.is_multiattach is True
+    atts = []
+    for server in ("55555555-5555-5555-5555-555555555555",
+                   "66666666-6666-6666-6666-666666666666"):
+        att = bs.create_attachment(vol.id, instance=server, connector={"host": "h"})
+        bs.complete_attachment(att.id)
+        atts.append(att)
+    vol = bs.get_volume(vol.id)
+    assert vol.status == "in-use" and len(vol.attachments) == 2
+    # the same server twice is refused
+    with pytest.raises(exceptions.BadRequestException):
+        bs.create_attachment(vol.id, instance="55555555-5555-5555-5555-555555555555")
+    bs.delete_attachment(atts[0].id)
+    assert bs.get_volume(vol.id).status == "in-use"
+    bs.delete_attachment(atts[1].id)
+    assert bs.get_volume(vol.id).status == "available"
