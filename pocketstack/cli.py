@@ -89,6 +89,26 @@ def cmd_db_sync(args) -> int:
     return 0
 
 
+def cmd_network_migrate(args) -> int:
+    """Stop the cloud first (its agents would converge back), run this, then set
+    ``[network] l2_driver`` to the new back end and start it again."""
+    conf = _load(args)
+    _logging(conf)
+    from pocketstack.cloud import Cloud
+    from pocketstack.network.drivers.migrate import migrate_from_service
+
+    cloud = Cloud(conf)
+    try:
+        service = cloud.services["network"]
+        service.db.sync()
+        moved = migrate_from_service(service, args.to)
+    finally:
+        cloud.stop()
+    print(f"moved {moved['networks']} networks and {moved['devices']} ports to {args.to}; "
+          f"now set [network] l2_driver = {args.to} and start the cloud")
+    return 0
+
+
 def cmd_fernet(args) -> int:
     conf = _load(args)
     from pocketstack.identity.fernet import KeyRepository
@@ -162,6 +182,13 @@ def parser() -> argparse.ArgumentParser:
     fsub = fernet.add_subparsers(dest="action", required=True)
     fsub.add_parser("setup", parents=[common]).set_defaults(func=cmd_fernet)
     fsub.add_parser("rotate", parents=[common]).set_defaults(func=cmd_fernet)
+    network = msub.add_parser("network", help="the networking data plane of this host")
+    nsub = network.add_subparsers(dest="action", required=True)
+    migrate = nsub.add_parser("migrate-backend", parents=[common],
+                              help="re-plug this host's ports from the configured L2 back end "
+                                   "to the other one (instances keep running)")
+    migrate.add_argument("--to", required=True, choices=["openvswitch", "linuxbridge"])
+    migrate.set_defaults(func=cmd_network_migrate)
 
     image = sub.add_parser("image", help="the guest image")
     isub = image.add_subparsers(dest="action", required=True)

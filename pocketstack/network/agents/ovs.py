@@ -84,6 +84,9 @@ class OvsDaemons:
                             f"--unixctl={self.path('ovs-vswitchd.ctl')}",
                             f"--log-file={self.path('ovs-vswitchd.log')}", "--detach")
 
+    def running(self) -> bool:
+        return self._alive("ovsdb-server") and self._alive("ovs-vswitchd")
+
     def stop(self) -> None:
         for name in ("ovs-vswitchd", "ovsdb-server"):
             if self._alive(name):
@@ -196,8 +199,12 @@ class OvsBackend(L2Backend):
     def switch_for(self, network: dict) -> str:
         return f"ovs:{network['id']}"
 
+    def _present(self) -> bool:
+        return self.ovs.running() and self.br_int in self.ovs.bridges()
+
     def switches(self) -> list[str]:
-        self._ensure_base()
+        if not self._present():
+            return []
         return [f"ovs:{n}" for n in self.vlans()]
 
     def ensure_network(self, network: dict, peers: list[str]) -> None:
@@ -255,9 +262,8 @@ class OvsBackend(L2Backend):
 
     def remove_network(self, switch: str) -> None:
         net_id = switch.partition(":")[2]
-        if not net_id:
+        if not net_id or not self._present():
             return
-        self._ensure_base()
         vlan = self.vlans().get(net_id)
         for port, _device in self._ports_of(net_id):
             self._unplug(port)
@@ -306,6 +312,7 @@ class OvsBackend(L2Backend):
                     bridge in self._external_bridges():
                 self.ovs.vsctl("--if-exists", "del-br", bridge)
         self._ready = False
+        self._vlans = None
 
     def _external_bridges(self) -> set[str]:
         return {self.external_bridge(p) for p in self.physical}

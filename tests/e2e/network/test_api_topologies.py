@@ -82,6 +82,15 @@ class Env:
             security_group_id=group, direction="ingress", ethertype="IPv4",
             protocol=protocol, port_range_min=lo, port_range_max=lo, remote_ip_prefix=prefix)
 
+    def diag(self) -> str:
+        """The host as the driver left it (printed; shown when a test fails)."""
+        out = [sh(None, "ip", "-o", "link"), sh(None, "iptables-save", "-t", "filter")]
+        if self.backend == "openvswitch":
+            ovs = self.driver.ovs
+            out.append(ovs.vsctl("show"))
+            out += [ovs.ofctl(b, "dump-flows") for b in ovs.bridges()]
+        return "\n".join(out)
+
     def teardown(self):
         conn = self.conn
         for fip in conn.network.ips():
@@ -215,6 +224,7 @@ def test_spoofing_and_port_security(env):
     vm2 = env.instance(conn, net, sub, "vm2")
     env.sync()
     sh(vm1["ns"], "ip", "addr", "add", "10.31.0.200/24", "dev", "eth0")
+    print(env.diag())
     assert tcp(vm1["ns"], vm2["ip"], SSH).startswith("ok")
     assert tcp(vm1["ns"], vm2["ip"], SSH, src="10.31.0.200", timeout=1) is None
     conn.network.update_port(vm1["port"], allowed_address_pairs=[{"ip_address": "10.31.0.200"}])
