@@ -90,6 +90,15 @@ def build(service) -> Api:
         raise errors.NotFound(f"Extension with alias {alias} does not exist",
                               kind="HTTPNotFound")
 
+    @api.route("/v2.0/availability_zones", "GET")
+    def availability_zones(req: Request):
+        zones = [{"name": "nova", "resource": kind, "state": "available"}
+                 for kind in ("network", "router")]
+        for key, value in req.query.multi_items():
+            if key in ("name", "resource", "state"):
+                zones = [z for z in zones if z[key] == value]
+        return {"availability_zones": zones}
+
     # -- generic CRUD --------------------------------------------------------
 
     def list_handler(coll: str, member: str, kind: str):

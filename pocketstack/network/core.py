@@ -101,7 +101,6 @@ NETWORK_ATTRS = {
     "tags": A.Attr(_tags, put=False),
     "vlan_transparent": A.Attr(A.boolean, put=False),
     "qinq": A.Attr(A.boolean, put=False),
-    "dns_domain": A.Attr(A.string(255)),
 }
 
 SUBNET_ATTRS = {
@@ -126,8 +125,6 @@ SUBNET_ATTRS = {
     "tenant_id": A.Attr(A.string(255), put=False),
     "project_id": A.Attr(A.string(255), put=False),
     "tags": A.Attr(_tags, put=False),
-    "segment_id": A.Attr(A.nullable(A.uuid_str), put=False),
-    "dns_publish_fixed_ip": A.Attr(A.boolean),
 }
 
 PORT_ATTRS = {
@@ -151,8 +148,6 @@ PORT_ATTRS = {
     "tenant_id": A.Attr(A.string(255), put=False),
     "project_id": A.Attr(A.string(255), put=False),
     "tags": A.Attr(_tags, put=False),
-    "dns_name": A.Attr(A.string(255)),
-    "propagate_uplink_status": A.Attr(A.boolean),
 }
 
 # API filter name -> (table column, converter of a query-string value)
@@ -1548,6 +1543,14 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
             except errors.NotFound:
                 pass
         return count
+
+    def full_state(self) -> dict:
+        """Everything a data-plane driver should contain (``NetworkDriver.resync``)."""
+        admin = RequestContext.internal_admin()
+        return {"networks": self.list_networks(admin), "subnets": self.list_subnets(admin),
+                "ports": self.list_ports(admin), "routers": self.list_routers(admin),
+                "floatingips": self.list_floatingips(admin),
+                "security_groups": self.list_page(admin, "security_group")[0]}
 
     # -- auto-allocated topology -------------------------------------------
 

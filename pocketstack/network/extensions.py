@@ -6,7 +6,6 @@ API layer supports."""
 UPDATED = "2013-01-01T10:00:00-00:00"
 
 EXTENSIONS = [
-    ("address-scope", "Address scope", "Address scopes (ipv4/ipv6_address_scope on networks)"),
     ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
     ("auto-allocated-topology", "Auto Allocated Topology Services",
      "Auto Allocated Topology Services."),

@@ -33,9 +33,6 @@ ROUTER_ATTRS = {
     "external_gateway_info": A.Attr(lambda v: v, default=None),
     "routes": A.Attr(A.list_of(A.dict_value)),
     "availability_zone_hints": A.Attr(A.list_of(A.string(255)), put=False),
-    "distributed": A.Attr(A.boolean),
-    "ha": A.Attr(A.boolean),
-    "flavor_id": A.Attr(lambda v: v, put=False),
     "tenant_id": A.Attr(A.string(255), put=False),
     "project_id": A.Attr(A.string(255), put=False),
     "tags": A.Attr(A.list_of(A.string(255)), put=False),
@@ -47,9 +44,6 @@ FIP_ATTRS = {
     "port_id": A.Attr(A.nullable(A.uuid_str), default=None),
     "fixed_ip_address": A.Attr(A.nullable(A.ip_address), default=None),
     "description": A.Attr(A.string(255), default=""),
-    "dns_name": A.Attr(A.string(255), put=False),
-    "dns_domain": A.Attr(A.string(255), put=False),
-    "qos_policy_id": A.Attr(lambda v: v),
     "tenant_id": A.Attr(A.string(255), put=False),
     "project_id": A.Attr(A.string(255), put=False),
     "tags": A.Attr(A.list_of(A.string(255)), put=False),
@@ -261,8 +255,6 @@ class L3Mixin:
     def create_router(self, ctx: RequestContext, body: dict) -> dict:
         data = A.convert("router", ROUTER_ATTRS, {"router": body})
         project = self.owner_for(ctx, data)
-        if data.get("distributed") or data.get("ha"):
-            self.enforce(ctx, "create_router:distributed", {"project_id": project})
         info = self._gateway_info(ctx, data.get("external_gateway_info"))
         router_id = str(uuid.uuid4())
 

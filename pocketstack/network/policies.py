@@ -19,7 +19,6 @@ RULES = [
       for attr in ("binding:host_id", "binding:profile")],
     RuleDefault("create_port:binding:vnic_type", "rule:admin_or_owner"),
     RuleDefault("update_port:binding:vnic_type", "rule:admin_or_owner"),
-    RuleDefault("create_router:distributed", ADMIN),
     RuleDefault("create_floatingip:floating_ip_address", ADMIN),
     RuleDefault("create_subnetpool:shared", ADMIN),
     RuleDefault("create_subnetpool:is_default", ADMIN),

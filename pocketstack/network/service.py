@@ -8,6 +8,7 @@ from pocketstack.common.db import Database
 from pocketstack.common.policy import Policy
 from pocketstack.common.service import Service
 from pocketstack.network import api, core, drivers, models, policies
+from pocketstack.network.drivers import base as _base  # noqa: F401 - drivers.base below
 
 LOG = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class NetworkService(Service):
     def start(self) -> None:
         self.db.sync()
         self.driver.start(self.manager)
+        if type(self.driver).resync is not drivers.base.NetworkDriver.resync:
+            self.driver.resync(self.manager.full_state())
 
     def stop(self) -> None:
         try:
