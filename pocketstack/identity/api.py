@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import secrets
 import time
 
@@ -859,9 +861,135 @@ def build(service) -> Api:
                "secret_hash": core.hash_password(secret,
                                                  service.conf.identity.password_hash_rounds),
                "expires_at": expires, "unrestricted": bool(body.get("unrestricted")),
-               "roles": roles, "access_rules": body.get("access_rules") or [], "extra": {}}
+               "roles": roles, "access_rules": access_rules_for(user_id, body), "extra": {}}
         created = ident.store("application_credential").create("application_credential", row)
         return {"application_credential": {**render_app_cred(req, created), "secret": secret}}
+
+    def user_access_rules(user_id: str) -> dict[str, dict]:
+        rules: dict[str, dict] = {}
+        for cred in ident.list("application_credential", {"user_id": user_id}):
+            for rule in cred["access_rules"] or []:
+                rules.setdefault(rule["id"], rule)
+        return rules
+
+    def access_rules_for(user_id: str, body: dict) -> list[dict]:
+        """Access rules of a new application credential: a known rule by id, or a new one
+        (the same service/path/method as a known rule reuses it)."""
+        known = user_access_rules(user_id)
+        result = []
+        for rule in body.get("access_rules") or []:
+            if rule.get("id") and set(rule) == {"id"}:
+                if rule["id"] not in known:
+                    raise errors.NotFound(f"Could not find access rule: {rule['id']}.")
+                result.append(known[rule["id"]])
+                continue
+            for key in ("service", "path", "method"):
+                if key not in rule:
+                    raise errors.BadRequest(f"Invalid input for field 'access_rules': "
+                                            f"'{key}' is a required property")
+            same = next((r for r in known.values() if (r["service"], r["path"], r["method"])
+                         == (rule["service"], rule["path"], rule["method"])), None)
+            result.append(same or {"id": rule.get("id") or core.new_id(),
+                                   "service": rule["service"], "path": rule["path"],
+                                   "method": rule["method"]})
+        return result
+
+    def render_access_rule(req, user_id: str, rule: dict) -> dict:
+        return {**rule, "links": {"self": f"{v3(req)}/users/{user_id}/access_rules/"
+                                          f"{rule['id']}"}}
+
+    @api.route("/v3/users/{user_id}/access_rules")
+    def list_access_rules(req):
+        user_id = req.path_params["user_id"]
+        enforce(req, "list_access_rules", user_id=user_id)
+        ident.get("user", user_id)
+        refs = [render_access_rule(req, user_id, r) for r in user_access_rules(user_id).values()]
+        for key in ("service", "path", "method"):
+            if req.query.get(key):
+                refs = [r for r in refs if r[key] == req.query[key]]
+        return {"access_rules": refs, "links": {
+            "self": f"{v3(req)}/users/{user_id}/access_rules", "previous": None, "next": None}}
+
+    @api.route("/v3/users/{user_id}/access_rules/{rule_id}")
+    def get_access_rule(req):
+        user_id, rule_id = req.path_params["user_id"], req.path_params["rule_id"]
+        enforce(req, "get_access_rule", user_id=user_id)
+        rule = user_access_rules(user_id).get(rule_id)
+        if rule is None:
+            raise errors.NotFound(f"Could not find access rule: {rule_id}.")
+        return {"access_rule": render_access_rule(req, user_id, rule)}
+
+    @api.route("/v3/users/{user_id}/access_rules/{rule_id}", "DELETE", status=204)
+    def delete_access_rule(req):
+        user_id, rule_id = req.path_params["user_id"], req.path_params["rule_id"]
+        enforce(req, "delete_access_rule", user_id=user_id)
+        if rule_id not in user_access_rules(user_id):
+            raise errors.NotFound(f"Could not find access rule: {rule_id}.")
+        # Rules live as long as an application credential uses them.
+        raise errors.Forbidden(f"Access rule {rule_id} is in use by an application "
+                               "credential; delete the application credential first.")
+
+    # -- EC2 credentials (OS-EC2) ------------------------------------------
+
+    def render_ec2(req, c) -> dict:
+        blob = json.loads(c["blob"])
+        return {"user_id": c["user_id"], "tenant_id": c["project_id"],
+                "access": blob["access"], "secret": blob["secret"],
+                "trust_id": blob.get("trust_id"),
+                "links": {"self": f"{v3(req)}/users/{c['user_id']}/credentials/OS-EC2/"
+                                  f"{blob['access']}"}}
+
+    def ec2_credential(user_id: str, access: str) -> dict:
+        cred = ident.find("credential", hashlib.sha256(access.encode()).hexdigest())
+        if cred is None or cred["user_id"] != user_id or cred["type"] != "ec2":
+            raise errors.NotFound(f"Could not find credential: {access}.")
+        return cred
+
+    @api.route("/v3/users/{user_id}/credentials/OS-EC2")
+    def list_ec2(req):
+        user_id = req.path_params["user_id"]
+        enforce(req, "ec2_list_credentials", user_id=user_id)
+        ident.get("user", user_id)
+        refs = [render_ec2(req, c) for c in ident.list("credential", {"user_id": user_id,
+                                                                      "type": "ec2"})]
+        return {"credentials": refs, "links": {
+            "self": f"{v3(req)}/users/{user_id}/credentials/OS-EC2", "previous": None,
+            "next": None}}
+
+    @api.route("/v3/users/{user_id}/credentials/OS-EC2", "POST", status=201)
+    def create_ec2(req):
+        user_id = req.path_params["user_id"]
+        enforce(req, "ec2_create_credential", user_id=user_id)
+        body = schemas.check(schemas.ec2_create, req.json())
+        project_id = body.get("tenant_id") or body.get("project_id")
+        if not project_id:
+            raise errors.BadRequest("Invalid input for field 'tenant_id': a project is "
+                                    "required.")
+        ident.get("user", user_id)
+        ident.get("project", project_id)
+        if not ident.role_ids_for(user_id, project_id=project_id):
+            raise errors.Forbidden(f"User {user_id} has no role on project {project_id}.")
+        access, secret = secrets.token_hex(16), secrets.token_hex(16)
+        blob = {"access": access, "secret": secret, "trust_id": None, "app_cred_id": None,
+                "access_token_id": None}
+        cred = ident._create("credential", {
+            "id": hashlib.sha256(access.encode()).hexdigest(), "user_id": user_id,
+            "project_id": project_id, "type": "ec2", "blob": json.dumps(blob)})
+        return {"credential": render_ec2(req, cred)}
+
+    @api.route("/v3/users/{user_id}/credentials/OS-EC2/{access}")
+    def get_ec2(req):
+        user_id = req.path_params["user_id"]
+        enforce(req, "ec2_get_credential", user_id=user_id)
+        return {"credential": render_ec2(req, ec2_credential(user_id,
+                                                             req.path_params["access"]))}
+
+    @api.route("/v3/users/{user_id}/credentials/OS-EC2/{access}", "DELETE", status=204)
+    def delete_ec2(req):
+        user_id = req.path_params["user_id"]
+        enforce(req, "ec2_delete_credential", user_id=user_id)
+        cred = ec2_credential(user_id, req.path_params["access"])
+        ident.delete("credential", cred["id"])
 
     @api.route("/v3/users/{user_id}/application_credentials/{id}")
     def get_app_cred(req):

@@ -53,6 +53,9 @@ RULES = [
     *_rules(["list_credentials", "get_credential", "create_credential", "update_credential",
              "delete_credential"], f"{CLOUD_ADMIN} or {OWNER}"),
     *_rules(["list_application_credentials", "get_application_credential",
-             "create_application_credential", "delete_application_credential"],
+             "create_application_credential", "delete_application_credential",
+             "list_access_rules", "get_access_rule", "delete_access_rule",
+             "ec2_list_credentials", "ec2_get_credential", "ec2_create_credential",
+             "ec2_delete_credential"],
             f"{CLOUD_ADMIN} or {OWNER}"),
 ]

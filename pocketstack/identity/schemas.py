@@ -117,7 +117,12 @@ application_credential_create = _wrap("application_credential", {
     "secret": {"type": ["string", "null"], "minLength": 1, "maxLength": 4096},
     "expires_at": {"type": ["string", "null"]}, "roles": {"type": "array", "items": _role_ref},
     "unrestricted": {"type": ["boolean", "null"]},
-    "access_rules": {"type": "array", "items": {"type": "object"}}},
+    "access_rules": {"type": "array", "items": {
+        "type": "object", "properties": {
+            "id": _id, "service": name_255, "method": {
+                "type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]},
+            "path": {"type": "string", "minLength": 0, "maxLength": 225}},
+        "additionalProperties": False}}},
     ["name"], extra=False)
 
 _identity_ref = {"type": "object", "properties": {"id": _id, "name": name_255}}
@@ -155,3 +160,6 @@ auth = {
     }},
     "required": ["auth"],
 }
+
+ec2_create = {"type": "object", "properties": {"tenant_id": _id, "project_id": _id},
+              "additionalProperties": True}

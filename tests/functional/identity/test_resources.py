@@ -336,3 +336,59 @@ def test_role_assignments_names_and_filters(cloud, conn, http):
     # sdk view
     found = list(conn.identity.role_assignments(user_id=creds["user_id"]))
     assert len(found) == 1
+
+
+def test_ec2_credentials(cloud, http):
+    creds = cloud.make_user()
+    made = cloud.cli("ec2", "credentials", "create", "--user", creds["username"],
+                     "--project", creds["project_name"])
+    assert made["project_id"] == creds["project_id"] and made["user_id"] == creds["user_id"]
+    assert len(made["access"]) == 32 and len(made["secret"]) == 32
+    rows = cloud.cli("ec2", "credentials", "list", "--user", creds["username"])
+    assert [r["Access"] for r in rows] == [made["access"]]
+    r = http.get(f"/v3/users/{creds['user_id']}/credentials/OS-EC2/{made['access']}")
+    assert r.json()["credential"]["secret"] == made["secret"]
+    # It is also a credential of type ec2.
+    listed = http.get("/v3/credentials", params={"type": "ec2"}).json()["credentials"]
+    assert [c["user_id"] for c in listed] == [creds["user_id"]]
+    # Others cannot read it; a project without a role is refused.
+    other = cloud.make_user()
+    token, _ = http.issue(other["username"], other["password"])
+    assert_error(http.get(f"/v3/users/{creds['user_id']}/credentials/OS-EC2", token=token), 403)
+    assert_error(http.post(f"/v3/users/{creds['user_id']}/credentials/OS-EC2",
+                           json={"tenant_id": other["project_id"]}), 403)
+    proc = cloud.cli("ec2", "credentials", "delete", "--user", creds["username"],
+                     made["access"], parse=False)
+    assert proc.returncode == 0, proc.stderr
+    assert_error(http.get(f"/v3/users/{creds['user_id']}/credentials/OS-EC2/{made['access']}"),
+                 404)
+
+
+def test_application_credential_access_rules(cloud, http):
+    creds = cloud.make_user()
+    token, _ = http.issue(creds["username"], creds["password"],
+                          scope={"project": {"id": creds["project_id"]}})
+    me = Http(cloud, token)
+    rule = {"service": "compute", "path": "/v2.1/servers", "method": "GET"}
+    r = me.post(f"/v3/users/{creds['user_id']}/application_credentials", json={
+        "application_credential": {"name": "ro", "access_rules": [rule]}})
+    assert r.status_code == 201, r.text
+    made = r.json()["application_credential"]["access_rules"]
+    assert [{k: v for k, v in x.items() if k != "id"} for x in made] == [rule]
+    rule_id = made[0]["id"]
+    rules = me.get(f"/v3/users/{creds['user_id']}/access_rules").json()["access_rules"]
+    assert [x["id"] for x in rules] == [rule_id]
+    assert me.get(f"/v3/users/{creds['user_id']}/access_rules/{rule_id}"
+                  ).json()["access_rule"]["path"] == "/v2.1/servers"
+    # A second credential reuses the rule by id.
+    r = me.post(f"/v3/users/{creds['user_id']}/application_credentials", json={
+        "application_credential": {"name": "ro2", "access_rules": [{"id": rule_id}]}})
+    assert r.json()["application_credential"]["access_rules"][0]["id"] == rule_id
+    assert_error(me.delete(f"/v3/users/{creds['user_id']}/access_rules/{rule_id}"), 403)
+    assert_error(me.post(f"/v3/users/{creds['user_id']}/application_credentials", json={
+        "application_credential": {"name": "bad", "access_rules": [{"method": "FETCH"}]}}), 400)
+    assert_error(me.get(f"/v3/users/{creds['user_id']}/access_rules/nope"), 404)
+    rows = cloud.cli("access", "rule", "list", username=creds["username"],
+                     password=creds["password"], project_name=creds["project_name"])
+    assert [x["ID"] for x in rows] == [rule_id]
+    me.close()
