@@ -26,6 +26,7 @@ from pocketstack.objectstore.core import (
     check_meta_limits,
     check_object_name,
     guess_type,
+    header_text,
     quote_etag,
 )
 
@@ -223,6 +224,9 @@ def build(service) -> Api:
                    "Last-Modified": http_date(float(cinfo.put_timestamp)),
                    "X-Storage-Policy": "Policy-0", "Accept-Ranges": "bytes"}
         headers.update(cinfo.meta)
+        for key in ("X-Versions-Location", "X-History-Location"):
+            if key in headers:
+                headers[key] = urllib.parse.quote(headers[key])
         return headers
 
     async def container_get(req, account, container, _o):
@@ -264,7 +268,7 @@ def build(service) -> Api:
                                     "may be set.")
         for key in ("X-Versions-Location", "X-History-Location"):
             if set_meta.get(key):
-                where = urllib.parse.unquote(set_meta[key])
+                where = header_text(set_meta[key])
                 check_container_name(where)
                 set_meta[key] = where
                 other = ("X-History-Location" if key == "X-Versions-Location"
@@ -415,11 +419,10 @@ def build(service) -> Api:
             if value is not None and value != "":
                 headers[name] = value
         if "X-Object-Manifest" in headers:
-            cont, _, _prefix = urllib.parse.unquote(headers["X-Object-Manifest"]).partition("/")
-            if not cont or not _:
+            cont, sep, _prefix = header_text(headers["X-Object-Manifest"]).partition("/")
+            if not cont or not sep:
                 raise errors.BadRequest("X-Object-Manifest must be in the format "
                                         "container/prefix")
-            headers["X-Object-Manifest"] = urllib.parse.unquote(headers["X-Object-Manifest"])
         after = req.headers.get("x-delete-after")
         if after is not None:
             seconds = _int_header(after, "X-Delete-After")
@@ -483,7 +486,7 @@ def build(service) -> Api:
                             "X-Timestamp": info.timestamp}, HTML)
 
     def split_path(value: str) -> tuple[str, str]:
-        value = urllib.parse.unquote(value).lstrip("/")
+        value = header_text(value).lstrip("/")
         cont, _, name = value.partition("/")
         if not cont or not name:
             raise errors.PreconditionFailed("Bad header value: must be <container>/<object>")

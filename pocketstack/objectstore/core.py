@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -432,7 +433,7 @@ class ObjectStore:
         return [Part(meta.account, meta.container, meta.name, 0, handle.size, handle=handle)]
 
     def dlo_parts(self, account: str, manifest: str) -> list[Part]:
-        cont, _, prefix = manifest.partition("/")
+        cont, _, prefix = header_text(manifest).partition("/")
         rows = self.list_objects(account, cont, prefix=prefix,
                                  limit=self.opts.dlo_max_segments)
         return [Part(account, cont, r.name, 0, r.size, etag=r.etag) for r in rows]
@@ -970,6 +971,15 @@ def check_meta_limits(opts, meta: dict[str, str], prefix: str) -> None:
         raise errors.BadRequest(f"Too many metadata items; max {opts.max_meta_count}")
     if size > opts.max_meta_overall_size:
         raise errors.BadRequest(f"Total metadata too large; max {opts.max_meta_overall_size}")
+
+
+def header_text(value: str) -> str:
+    """A header naming a container or object: UTF-8 (as HTTP carries it), %-quoted or not."""
+    try:
+        value = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    return urllib.parse.unquote(value)
 
 
 def guess_type(name: str) -> str:

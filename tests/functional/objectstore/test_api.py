@@ -436,3 +436,21 @@ def test_tempurl_prefix_container_key_and_put(cloud, swift):
     r = httpx.get(cloud.url + base + "up.bin",
                   params={"temp_url_sig": sig, "temp_url_expires": str(int(time.time()) - 1)})
     assert_swift_error(r, 401)
+
+
+def test_non_ascii_names_in_headers(swift):
+    import urllib.parse as up
+
+    put(swift, "\u00e9t\u00e9")
+    put(swift, "arch\u00efve")
+    r = swift.post("\u00e9t\u00e9", headers={"X-Versions-Location": up.quote("arch\u00efve")})
+    assert r.status_code == 204
+    assert up.unquote(swift.head("\u00e9t\u00e9").headers["x-versions-location"]) == \
+        "arch\u00efve"
+    put(swift, "\u00e9t\u00e9/seg/1", b"ab")
+    put(swift, "\u00e9t\u00e9/seg/2", b"cd")
+    put(swift, "\u00e9t\u00e9/man", b"", **{"X-Object-Manifest": up.quote("\u00e9t\u00e9/seg/")})
+    assert swift.get("\u00e9t\u00e9/man").content == b"abcd"
+    r = swift.copy("\u00e9t\u00e9/seg/1", headers={"Destination": up.quote("arch\u00efve/\u00fc")})
+    assert r.status_code == 201
+    assert swift.get("arch\u00efve/\u00fc").content == b"ab"
