@@ -195,8 +195,8 @@ def build(service) -> Api:
     @api.route("/v2/images/{image_id}/import", "POST", status=202)
     async def import_image(req):
         image_id = req.path_params["image_id"]
-        await run_in_threadpool(images.begin_import, req.context, image_id, req.json())
-        images.start_import(image_id)
+        job = await run_in_threadpool(images.begin_import, req.context, image_id, req.json())
+        images.start_import(image_id, job)
         return Response(status_code=202)
 
     @api.route("/v2/images/{image_id}/file")

@@ -847,8 +847,10 @@ class ImageManager:
             await run_in_threadpool(self._revert, image_id, "uploading")
             raise
 
-    def begin_import(self, ctx: RequestContext, image_id: str, body) -> None:
-        """glance-direct, step 2 (synchronous part): uploading -> importing."""
+    def begin_import(self, ctx: RequestContext, image_id: str, body) -> dict:
+        """Interoperable import, synchronous part: checks, then the image goes to
+        ``importing``. glance-direct needs staged data (``uploading``); web-download a
+        ``queued`` image and an allowed ``uri``. Returns the job for ``start_import``."""
         if not isinstance(body, dict) or not isinstance(body.get("method"), dict):
             raise errors.BadRequest("Import request requires a 'method' field.")
         name = body["method"].get("name")
@@ -859,19 +861,54 @@ class ImageManager:
         for flag in ("all_stores", "all_stores_must_succeed"):
             if flag in body and not isinstance(body[flag], bool):
                 raise errors.BadRequest(f"'{flag}' must be boolean value only")
+        job = {"method": name}
+        if name == "web-download":
+            job["uri"] = self._check_uri(body["method"].get("uri"))
 
         def begin(session):
             row = self._owned(session, ctx, image_id, "modify_image")
-            if row.status != "uploading":
+            if name == "glance-direct" and row.status != "uploading":
                 raise errors.Conflict(f"Image needs to be staged before '{name}' method can "
                                       "be used")
+            if name == "web-download" and row.status != "queued":
+                raise errors.Conflict(f"Image needs to be in 'queued' status to use "
+                                      f"'{name}' method")
+            job["room"] = self._room(session, row.owner)
             self._change(session, image_id, status="importing", updated_at=utcnow())
 
         self.db.transaction(begin)
+        return job
 
-    def start_import(self, image_id: str) -> None:
+    def _check_uri(self, uri) -> str:
+        """web-download may only fetch what [import_filtering_opts] allows."""
+        from urllib.parse import urlsplit
+
+        opts = self.conf.import_filtering_opts
+        if not isinstance(uri, str) or not uri:
+            raise errors.BadRequest("Import request requires a 'uri' field.")
+        parts = urlsplit(uri)
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            port = None
+        refused = errors.BadRequest(f"URI for web-download does not pass filtering: {uri}")
+        if parts.scheme not in opts.allowed_schemes or not parts.hostname or port is None:
+            raise refused
+        host = parts.hostname
+        if opts.allowed_hosts and host not in opts.allowed_hosts:
+            raise refused
+        if host in opts.disallowed_hosts:
+            raise refused
+        if opts.allowed_ports and port not in opts.allowed_ports:
+            raise refused
+        return uri
+
+    def start_import(self, image_id: str, job: dict | None = None) -> None:
         """Run the import in the background (call on the event loop)."""
-        task = asyncio.get_running_loop().create_task(self._import(image_id))
+        job = job or {"method": "glance-direct"}
+        work = self._web_download(image_id, job) if job["method"] == "web-download" \
+            else self._import(image_id)
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -888,6 +925,28 @@ class ImageManager:
             await run_in_threadpool(self._revert, image_id, "importing")
         finally:
             self._drop_staged(image_id)
+
+    async def _web_download(self, image_id: str, job: dict) -> None:
+        import httpx
+
+        room = job["room"]
+        try:
+            async with httpx.AsyncClient(timeout=60, follow_redirects=False) as client, \
+                    client.stream("GET", job["uri"]) as response:
+                if response.status_code != 200:
+                    raise RuntimeError(f"{job['uri']} answered {response.status_code}")
+                written = await self.store.add(
+                    image_id, response.aiter_raw(), max_size=room,
+                    too_large=lambda _: self._too_large(room),
+                    algo=self.conf.hashing_algorithm)
+            facts = {"size": written.size, "checksum": written.checksum,
+                     "os_hash_algo": written.os_hash_algo,
+                     "os_hash_value": written.os_hash_value, "head": written.head}
+            await run_in_threadpool(self._activate, image_id, "importing", written.location,
+                                    facts)
+        except Exception:  # noqa: BLE001
+            LOG.exception("web-download of image %s failed", image_id)
+            await run_in_threadpool(self._revert, image_id, "importing")
 
     async def wait_imports(self) -> None:
         while self._tasks:

@@ -41,8 +41,20 @@ def register(conf: cfg.ConfigOpts) -> None:
                    help="Algorithm of os_hash_value (md5 'checksum' is always computed). "
                         "sha256 is several times cheaper where the CPU has SHA extensions."),
         cfg.ListOpt("enabled_import_methods", default=["glance-direct"],
-                    help="Interoperable image import methods offered."),
+                    item_type=cfg.types.String(choices=["glance-direct", "web-download"]),
+                    help="Interoperable image import methods offered. web-download makes "
+                         "the server fetch a URL: enable it with [import_filtering_opts]."),
         cfg.StrOpt("node_staging_uri", default=None,
                    help="file:// URL of the staging area of image import; default "
                         "state_path/images-staging."),
     ])
+    conf.register_opts([
+        cfg.ListOpt("allowed_schemes", default=["http", "https"],
+                    help="URL schemes web-download may fetch."),
+        cfg.ListOpt("allowed_hosts", default=[],
+                    help="Hosts web-download may fetch from; empty means any not disallowed."),
+        cfg.ListOpt("disallowed_hosts", default=[],
+                    help="Hosts web-download never fetches from."),
+        cfg.ListOpt("allowed_ports", default=[80, 443], item_type=cfg.types.Integer(),
+                    help="Ports web-download may connect to; empty means any."),
+    ], group="import_filtering_opts")

@@ -152,3 +152,46 @@ def test_hashing_algorithm_option(cloud_factory):
     assert image.hash_value == hashlib.sha256(data).hexdigest()
     assert image.checksum == hashlib.md5(data).hexdigest()
     assert conn.image.download_image(image).content == data  # verified with sha256
+
+
+def test_web_download_import(cloud_factory, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    data = b"fetched from a web server " * 20000
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "disk.raw").write_bytes(data)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(tmp_path / "www"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    try:
+        cloud = cloud_factory(**{"enabled_import_methods": ["glance-direct", "web-download"],
+                                 "import_filtering_opts.allowed_ports": [port]})
+        glance = tenant(cloud)[0]
+        assert glance.get("/v2/info/import").json()["import-methods"]["value"] == [
+            "glance-direct", "web-download"]
+        image = glance.create(name="from-web")
+        path = f"/v2/images/{image['id']}/import"
+
+        def web(uri):
+            return glance.post(path, json={"method": {"name": "web-download", "uri": uri}})
+
+        # Filtered out (scheme, port) or no uri: 400, the image stays queued.
+        for uri in ("file:///etc/passwd", f"http://127.0.0.1:{port + 1}/disk.raw",
+                    "ftp://127.0.0.1/disk.raw", None):
+            assert web(uri).status_code == 400, uri
+        assert glance.show(image["id"])["status"] == "queued"
+        # A URL that is not there: the import fails, the image goes back to queued.
+        assert web(f"http://127.0.0.1:{port}/missing.raw").status_code == 202
+        wait_for(lambda: glance.show(image["id"])["status"] == "queued", "failed import")
+        assert web(f"http://127.0.0.1:{port}/disk.raw").status_code == 202
+        shown = wait_for(lambda: (lambda s: s if s["status"] == "active" else None)(
+            glance.show(image["id"])), "web-download finished")
+        assert shown["checksum"] == hashlib.md5(data).hexdigest()
+        assert glance.get(f"/v2/images/{image['id']}/file").content == data
+        assert web(f"http://127.0.0.1:{port}/disk.raw").status_code == 409  # not queued
+    finally:
+        httpd.shutdown()
