@@ -432,7 +432,15 @@ class Helpers:
         q = req.query
         v = req.state["version"]
         t = m.instance
-        stmt = sa.select(t)
+        # only the columns the view shows: big JSON documents stay unread
+        skip = {"key_data", "old_flavor", "new_flavor"}
+        if v < (2, 100):
+            skip.add("request_spec")
+        if not (ctx.is_admin and v >= (2, 3)):
+            skip.add("user_data")
+        stmt = sa.select(*[c for c in t.c if c.key not in skip]) if detail else \
+            sa.select(t.c.id, t.c.uuid, t.c.display_name, t.c.created_at, t.c.updated_at,
+                      t.c.flavor, t.c.network_info, t.c.tags, t.c.description)
         all_tenants = "all_tenants" in q and q.get("all_tenants", "").lower() not in (
             "false", "0", "off", "no")
         if all_tenants:

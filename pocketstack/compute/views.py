@@ -54,7 +54,12 @@ def flavor_ref(base: str, flavor: dict, v: tuple[int, int], show_specs: bool = T
 
 
 def micro(value) -> str | None:
-    return isotime(value, micro=True, z=False)
+    """2026-11-25T18:08:59.000000 (the rows' datetimes are UTC already)."""
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def zulu(value) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ServerView:
@@ -88,8 +93,8 @@ class ServerView:
             "tenant_id": inst["project_id"], "user_id": inst["user_id"],
             "metadata": inst["meta"] or {}, "hostId": host_id(inst["project_id"], inst["host"]),
             "image": image, "flavor": flavor_ref(self.base, inst["flavor"], v),
-            "created": isotime(inst["created_at"]),
-            "updated": isotime(inst["updated_at"] or inst["created_at"]),
+            "created": zulu(inst["created_at"]),
+            "updated": zulu(inst["updated_at"] or inst["created_at"]),
             "addresses": addresses(inst["network_info"]),
             "accessIPv4": inst["access_ip_v4"] or "", "accessIPv6": inst["access_ip_v6"] or "",
             "links": links(self.base, "servers", uuid),
@@ -127,7 +132,7 @@ class ServerView:
                 inst["launch_index"], "OS-EXT-SRV-ATTR:ramdisk_id": "",
                 "OS-EXT-SRV-ATTR:reservation_id": inst["reservation_id"],
                 "OS-EXT-SRV-ATTR:root_device_name": inst["root_device_name"],
-                "OS-EXT-SRV-ATTR:user_data": inst["user_data"]})
+                "OS-EXT-SRV-ATTR:user_data": inst.get("user_data")})
         if v >= (2, 9):
             out["locked"] = bool(inst["locked"])
         if v >= (2, 16) and self.admin and self.host_status is not None:
@@ -145,7 +150,8 @@ class ServerView:
         if v >= (2, 96):
             out["pinned_availability_zone"] = inst["pinned_az"]
         if v >= (2, 100):
-            out["scheduler_hints"] = (inst["request_spec"] or {}).get("scheduler_hints") or {}
+            out["scheduler_hints"] = (inst.get("request_spec") or {}).get(
+                "scheduler_hints") or {}
         fault = inst["fault"]
         if fault and inst["vm_state"] in (states.ERROR, states.DELETED):
             shown = {"code": fault["code"], "created": isotime(_dt(fault.get("created"))),
