@@ -143,22 +143,27 @@ def env(request, lab, pocketstack_cloud_factory, tmp_path):
     if request.param == "openvswitch":
         request.getfixturevalue("ovs_lock")
     tag = lab.tag[2:]
-    phy = f"{lab.tag}-phy"
-    outside = lab.ns("out")
-    subprocess.run(["ip", "link", "add", phy, "type", "veth", "peer", "name", "eth0",
-                    "netns", outside], check=True)
-    lab.links.append(phy)
-    sh(None, "ip", "link", "set", phy, "up")
-    sh(outside, "ip", "link", "set", "eth0", "up")
-    sh(outside, "ethtool", "-K", "eth0", "tx", "off")
+    outsides = {}
+    for physnet, suffix in (("extnet", "phy"), ("flat2", "ph2")):
+        phy = f"{lab.tag}-{suffix}"
+        outside = lab.ns(f"out-{physnet}")
+        subprocess.run(["ip", "link", "add", phy, "type", "veth", "peer", "name", "eth0",
+                        "netns", outside], check=True)
+        lab.links.append(phy)
+        sh(None, "ip", "link", "set", phy, "up")
+        sh(outside, "ip", "link", "set", "eth0", "up")
+        sh(outside, "ethtool", "-K", "eth0", "tx", "off")
+        outsides[physnet] = (phy, outside)
     cloud = pocketstack_cloud_factory(**{
         "enabled_services": ["identity", "network"], "network.l2_driver": DRIVERS[request.param],
-        "host": f"e2e-{tag}", "linux_bridge.physical_interface_mappings": [f"extnet:{phy}"],
+        "host": f"e2e-{tag}", "linux_bridge.physical_interface_mappings":
+        [f"{physnet}:{phy}" for physnet, (phy, _) in outsides.items()],
         "ovs.run_dir": str(tmp_path / "ovs"), "ovs.bridge_prefix": tag,
         "securitygroup.chain_prefix": f"s{tag}", "dataplane_agent.enable_isolated_metadata":
         False, "vxlan.local_ip": "127.0.0.1"})
     e = Env(lab, cloud, request.param)
-    e.outside = outside
+    e.outside = outsides["extnet"][1]
+    e.outsides = {k: v[1] for k, v in outsides.items()}
     e.router_ids = []
     try:
         yield e
@@ -262,3 +267,45 @@ def test_per_tenant_routers_with_overlapping_cidrs(env):
     for i, address in enumerate(fips):
         assert tcp(env.outside, address, SSH) == f"ok {OUT_IP} t{i} hello"
         assert tcp(env.vms[i]["ns"], OUT_IP, SSH) == f"ok {address} outside hello"
+
+
+def test_flat_networks_single_multiple_and_mixed_with_private(env):
+    """Instances straight on shared flat provider networks (each on its own
+    physical network, reached from that network's outside), and a tenant's
+    private network routed to one of them."""
+    flat1, sub1 = env.external("extnet", "198.51.100.0/24", "198.51.100.1", external=False,
+                               shared=True)
+    flat2, sub2 = env.external("flat2", "192.0.2.0/24", "192.0.2.1",
+                               outside=env.outsides["flat2"], external=True, shared=True)
+    user = env.cloud.make_user()
+    tenant = env.cloud.connect(username=user["username"], password=user["password"],
+                               project_name=user["project_name"])
+    # a tenant chooses a shared flat network for each instance
+    a = env.instance(tenant, flat1, sub1, "a")
+    b = env.instance(tenant, flat2, sub2, "b")
+    env.allow(tenant, a["port"], "tcp", SSH)
+    # mixed: a private network of the tenant, routed to the flat2 network
+    net, sub = env.private(tenant, "10.60.0.0/24")
+    router = tenant.network.create_router(name="r", external_gateway_info={"network_id":
+                                                                            flat2.id})
+    env.router_ids.append(router.id)
+    tenant.network.add_interface_to_router(router, subnet_id=sub.id)
+    gw_ip = router.external_gateway_info["external_fixed_ips"][0]["ip_address"]
+    c = env.instance(tenant, net, sub, "c")
+    servers = [TcpServer(env.outsides["extnet"], SSH, name="out1"),
+               TcpServer(env.outsides["flat2"], SSH, name="out2")]
+    env.lab.cleanups += [s.stop for s in servers]
+    env.sync()
+    # on the flat networks: the outside of each reaches its instance directly
+    assert tcp(env.outsides["extnet"], a["ip"], SSH) == "ok 198.51.100.1 a hello"
+    assert tcp(a["ns"], "198.51.100.1", SSH) == f"ok {a['ip']} out1 hello"
+    assert tcp(b["ns"], "192.0.2.1", SSH) == f"ok {b['ip']} out2 hello"
+    # the two flat networks are separate
+    assert tcp(a["ns"], "192.0.2.1", SSH, timeout=1) is None
+    # the group allows SSH from anywhere (the rule added for a), nothing else
+    assert tcp(env.outsides["flat2"], b["ip"], SSH) == "ok 192.0.2.1 b hello"
+    assert not ping(env.outsides["flat2"], b["ip"])
+    # the private instance goes out through the router, SNAT'ed
+    assert tcp(c["ns"], "192.0.2.1", SSH) == f"ok {gw_ip} out2 hello"
+    # and reaches the flat instance b (same default group: allowed) through it
+    assert tcp(c["ns"], b["ip"], SSH) == f"ok {gw_ip} b hello"
