@@ -214,7 +214,10 @@ class Authenticator:
         return project and project["domain_id"]
 
     def _current_events(self) -> list[dict]:
-        generation = self.identity.generation
+        # The store's version also moves when its cache expires, so revocations made
+        # by another process sharing the database are picked up.
+        store = self.identity.store("revocation_event")
+        generation = (self.identity.generation, store.version("revocation_event"))
         if generation != self._events_generation:
             with self._lock:
                 horizon = time.time() - self.conf.token.expiration - 60
