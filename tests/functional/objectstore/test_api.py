@@ -454,3 +454,21 @@ def test_non_ascii_names_in_headers(swift):
     r = swift.copy("\u00e9t\u00e9/seg/1", headers={"Destination": up.quote("arch\u00efve/\u00fc")})
     assert r.status_code == 201
     assert swift.get("arch\u00efve/\u00fc").content == b"ab"
+
+
+def test_reseller_admin_reaches_every_account(cloud, swift):
+    from .conftest import Swift
+
+    conn = cloud.connect()
+    conn.identity.create_role(name="ResellerAdmin")
+    alice = Swift(cloud, cloud.make_user())
+    put(alice, "private")
+    put(alice, "private/o", b"alice")
+    reseller = Swift(cloud, cloud.make_user(role="ResellerAdmin"))
+    assert reseller.get("private/o", account=alice.account).content == b"alice"
+    r = reseller.post("", account=alice.account, headers={"X-Account-Meta-Quota-Bytes": "1"})
+    assert r.status_code == 204
+    assert_swift_error(alice.put("private/p", content=b"xy"), 413)
+    # A plain member of another project still gets 403.
+    other = Swift(cloud, cloud.make_user())
+    assert_swift_error(other.get("private/o", account=alice.account), 403)
