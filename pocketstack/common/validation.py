@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-
-import jsonschema
-from jsonschema import Draft4Validator
+from typing import TYPE_CHECKING
 
 from pocketstack.common import errors
 
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema import Draft4Validator
 
+# jsonschema is imported on first use: it is slow to import and start-up matters.
 _cache: dict[int, Draft4Validator] = {}
 
 
@@ -16,7 +18,9 @@ def validator(schema: dict) -> Draft4Validator:
     key = id(schema)
     found = _cache.get(key)
     if found is None or found.schema is not schema:
-        found = Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+        import jsonschema
+
+        found = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
         _cache[key] = found
     return found
 
@@ -34,6 +38,8 @@ def describe(error: jsonschema.ValidationError) -> str:
 
 def validate(schema: dict, body, exc: type[errors.ApiError] = errors.BadRequest):
     """Validate ``body`` and return it; the first error becomes a 400."""
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(validator(schema).iter_errors(body))
     if error is not None:
         raise exc(describe(error))
