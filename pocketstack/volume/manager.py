@@ -101,6 +101,10 @@ class VolumeManager:
                                            thread_name_prefix="volume-worker")
         self._stop = threading.Event()
         self._janitor: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        import queue
+
+        self._created: queue.Queue = queue.Queue()
         self._volume_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.default_zone = conf.default_availability_zone or conf.storage_availability_zone
@@ -139,10 +143,16 @@ class VolumeManager:
         self._janitor = threading.Thread(target=self._janitor_loop, daemon=True,
                                          name="volume-janitor")
         self._janitor.start()
+        self._committer = threading.Thread(target=self._commit_created_loop, daemon=True,
+                                           name="volume-created")
+        self._committer.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self._created.put(None)
+        if self._committer is not None:
+            self._committer.join(10)
         for be in self.backends.values():
             be.driver.close()
 
@@ -769,7 +779,7 @@ class VolumeManager:
             self.add_message(ctx.project_id, "VOLUME", vid, f"schedule allocate volume: {error}",
                              ctx.request_id)
         else:
-            self._submit(self._do_create_volume, ctx, vid, source, image, backup_id)
+            self._submit(self._do_create_volume, ctx, dict(row), source, image, backup_id)
         row["attachments"] = []
         row["volume_type"] = vtype
         return row
@@ -786,9 +796,8 @@ class VolumeManager:
         self.add_message(project_id, "VOLUME", vol_id, f"{action}: {exc}",
                          getattr(ctx, "request_id", None))
 
-    def _do_create_volume(self, ctx, volume_id: str, source, image, backup_id) -> None:
-        with self.db.reader() as s:
-            vol = dict(s.execute(sa.select(V).where(V.c.id == volume_id)).first()._mapping)
+    def _do_create_volume(self, ctx, vol: dict, source, image, backup_id) -> None:
+        volume_id = vol["id"]
         be = self.backend(vol["backend"])
         pool = vol["host"].partition("#")[2]
         driver = be.driver
@@ -820,14 +829,49 @@ class VolumeManager:
                               exc if isinstance(exc, (DriverError, errors.ApiError))
                               else DriverError(str(exc) or type(exc).__name__))
             return
-        with self.db.session() as s:
-            current = s.execute(sa.select(V.c.status).where(V.c.id == volume_id)).scalar()
-            if current is None:
-                # deleted while being created
-                self.executor.submit(self._cleanup_failed, be, pool, volume_id)
+        self._created.put((be, pool, volume_id, loc, vol["project_id"]))
+
+    def _commit_created_loop(self) -> None:
+        """Mark created volumes available, many to a transaction (group commit):
+        under a burst of creates one commit serves many volumes."""
+        import queue
+
+        while True:
+            item = self._created.get()
+            if item is None:
                 return
-            s.execute(V.update().where(V.c.id == volume_id).values(
-                status="available", provider_location=loc, task=None, updated_at=utcnow()))
+            batch = [item]
+            while len(batch) < 256:
+                try:
+                    nxt = self._created.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._created.put(None)
+                    break
+                batch.append(nxt)
+            lost = []
+            try:
+                with self.db.session() as s:
+                    now = utcnow()
+                    for be, pool, volume_id, loc, _project in batch:
+                        done = s.execute(V.update().where(
+                            V.c.id == volume_id, V.c.status.in_(["creating", "downloading",
+                                                                 "restoring-backup"]))
+                            .values(status="available", provider_location=loc, task=None,
+                                    updated_at=now))
+                        if done.rowcount == 0:
+                            lost.append((be, pool, volume_id))
+            except Exception:  # noqa: BLE001
+                LOG.exception("marking %d volumes available", len(batch))
+                for be, pool, volume_id, _loc, project in batch:
+                    self._cleanup_failed(be, pool, volume_id)
+                    self._fail_volume(None, volume_id, project, "create volume",
+                                      DriverError("could not record the new volume"))
+                continue
+            for be, pool, volume_id in lost:
+                # deleted (forced) while being created: remove what was made
+                self._submit(self._cleanup_failed, be, pool, volume_id)
 
     def _cleanup_failed(self, be: Backend, pool: str, volume_id: str) -> None:
         """Remove what a failed create left; if the share is unreachable, the
