@@ -52,7 +52,7 @@ class IdentityService(Service):
                 not self.manager.store("user").read_only:
             os.makedirs(conf.state_path, exist_ok=True)
             self._hashing = threading.Thread(target=self._hash_admin_password,
-                                             args=(self.admin_password(),), daemon=True,
+                                             args=(self.admin_password(),), daemon=False,
                                              name="identity-bootstrap-hash")
             self._hashing.start()
 
