@@ -36,7 +36,9 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
+import time
 
 from pocketstack.network.agents.ip_lib import IpLib
 from pocketstack.network.agents.l2 import L2Backend, tap_name
@@ -103,6 +105,59 @@ def _prefixlen(snap: Snapshot, fixed: dict) -> int | None:
     if subnet is None:
         return None
     return ipaddress.ip_network(subnet["cidr"]).prefixlen
+
+
+class RouterMetadataProxy:
+    """Starts the metadata proxy (``agents.metadata_proxy --router-id``) in a
+    router's namespace on ``METADATA_PORT``; the NAT table redirects
+    169.254.169.254:80 from the internal interfaces to it. The proxy tells the
+    metadata agent the router, which finds the instance by source address
+    among the router's networks. It exits by itself when its pid file goes."""
+
+    def __init__(self, rootwrap, state_dir: str, socket_path: str):
+        self.rw = rootwrap
+        self.dir = state_dir
+        self.socket_path = socket_path
+
+    def pid_file(self, router_id: str) -> str:
+        return os.path.join(self.dir, router_id, "metadata-proxy.pid")
+
+    def pid(self, router_id: str) -> int | None:
+        try:
+            with open(self.pid_file(router_id)) as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return pid if router_id.encode() in f.read() else None
+        except (OSError, ValueError):
+            return None
+
+    def __call__(self, router_id: str, ns: str) -> None:
+        if self.pid(router_id) is not None:
+            return
+        os.makedirs(os.path.dirname(self.pid_file(router_id)), exist_ok=True)
+        self.rw.execute("ip", "netns", "exec", ns, sys.executable, "-m",
+                        "pocketstack.network.agents.metadata_proxy", f"--router-id={router_id}",
+                        f"--socket={self.socket_path}", f"--pid-file={self.pid_file(router_id)}",
+                        f"--bind=0.0.0.0:{METADATA_PORT}")
+        for _ in range(100):
+            if self.pid(router_id) is not None:
+                return
+            time.sleep(0.02)
+
+    def stop(self, router_id: str) -> None:
+        pid = self.pid(router_id)
+        try:
+            os.unlink(self.pid_file(router_id))
+        except FileNotFoundError:
+            pass
+        for _ in range(150):  # it looks at its pid file once a second
+            if pid is None or not os.path.exists(f"/proc/{pid}"):
+                break
+            time.sleep(0.02)
+        try:
+            os.rmdir(os.path.dirname(self.pid_file(router_id)))
+        except OSError:
+            pass
 
 
 class L3Agent:

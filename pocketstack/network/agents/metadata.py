@@ -96,6 +96,20 @@ class MetadataAgent:
             return None
         return port
 
+    def lookup_router(self, router_id: str, ip: str) -> dict | None:
+        """From a router's proxy: the instance with ``ip`` on one of the
+        networks the router has an interface on."""
+        from pocketstack.network.agents.state import ROUTER_OWNERS
+
+        snap = self.state.snapshot()
+        networks = {p["network_id"] for p in snap.ports.values()
+                    if p.get("device_id") == router_id and p.get("device_owner") in ROUTER_OWNERS}
+        for network_id in sorted(networks):
+            port = self.lookup(network_id, ip)
+            if port is not None:
+                return port
+        return None
+
     async def _handle(self, reader, writer) -> None:
         status, body, ctype = 500, b"", "text/plain"
         try:
@@ -111,7 +125,9 @@ class MetadataAgent:
             data = await reader.readexactly(length) if length else b""
             network_id = headers.get("x-neutron-network-id", "")
             ip = headers.get("x-forwarded-for", "")
-            port = self.lookup(network_id, ip)
+            router_id = headers.get("x-neutron-router-id")
+            port = (self.lookup_router(router_id, ip) if router_id
+                    else self.lookup(network_id, ip))
             if port is None:
                 LOG.info("metadata: no instance at %s on network %s", ip, network_id)
                 status, body = 404, b"Not Found"

@@ -28,7 +28,8 @@ DROP = ("x-forwarded-for", "x-neutron-network-id", "x-neutron-router-id", "x-ins
         "keep-alive")
 
 
-async def handle(reader, writer, network_id: str, socket_path: str) -> None:
+async def handle(reader, writer, network_id: str, socket_path: str,
+                 router_id: str | None = None) -> None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         if len(head) > MAX_HEAD:
@@ -52,7 +53,9 @@ async def handle(reader, writer, network_id: str, socket_path: str) -> None:
             headers.append(f"{name.strip()}: {value.strip()}")
         body = await reader.readexactly(length) if length else b""
         peer = writer.get_extra_info("peername")[0]
-        headers += [f"X-Forwarded-For: {peer}", f"X-Neutron-Network-ID: {network_id}",
+        where = (f"X-Neutron-Router-ID: {router_id}" if router_id  # in a router namespace
+                 else f"X-Neutron-Network-ID: {network_id}")
+        headers += [f"X-Forwarded-For: {peer}", where,
                     "Connection: close"]
         up_reader, up_writer = await asyncio.open_unix_connection(socket_path)
         up_writer.write(f"{method} {target} HTTP/1.1\r\n".encode("latin-1")
@@ -95,7 +98,8 @@ async def watch(pid_file: str, stop: asyncio.Event) -> None:
 async def serve(sock: socket.socket, args) -> None:
     stop = asyncio.Event()
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, args.network_id, args.socket), sock=sock, limit=MAX_HEAD)
+        lambda r, w: handle(r, w, args.network_id, args.socket, args.router_id), sock=sock,
+        limit=MAX_HEAD)
     watcher = asyncio.create_task(watch(args.pid_file, stop))
     await stop.wait()
     watcher.cancel()
@@ -104,7 +108,9 @@ async def serve(sock: socket.socket, args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--network-id", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--network-id")
+    where.add_argument("--router-id")  # the L3 agent's proxy: the router's networks
     p.add_argument("--socket", required=True)
     p.add_argument("--pid-file", required=True)
     p.add_argument("--bind", default="169.254.169.254:80")

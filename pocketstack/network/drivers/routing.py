@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 
 from oslo_config import cfg
 
 from pocketstack.common.context import RequestContext
 from pocketstack.network.agents import l2
-from pocketstack.network.agents.l3 import GATEWAY_OWNER, L3Agent
+from pocketstack.network.agents.l3 import GATEWAY_OWNER, L3Agent, RouterMetadataProxy
 from pocketstack.network.firewall import IptablesFirewall, ports_from_state
 
 LOG = logging.getLogger(__name__)
@@ -55,8 +56,13 @@ class RoutingMixin:
         self.routers: dict[str, dict] = {}
         self.floatingips: dict[str, dict] = {}
         self.security_groups: dict[str, dict] = {}
+        proxy = None
+        if getattr(self, "metadata", None) is not None:
+            proxy = RouterMetadataProxy(self.rootwrap, os.path.join(conf.state_path, "l3"),
+                                        self.metadata_socket)
         self.l3 = L3Agent(self.host, conf.state_path, self.ip, self.backend,
-                          update_port=self._update_port) if conf.l3_agent.enabled else None
+                          update_port=self._update_port, metadata_proxy=proxy) \
+            if conf.l3_agent.enabled else None
         self.firewall = IptablesFirewall(self.rootwrap, prefix=conf.securitygroup.chain_prefix) \
             if conf.securitygroup.enable_security_group else None
 

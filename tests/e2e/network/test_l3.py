@@ -132,3 +132,65 @@ def test_per_tenant_routers_with_overlapping_cidrs(dataplane):
     assert tcp(dp.outside, "203.0.113.31", PORT) == f"ok {OUT_IP} t1 hello"
     assert tcp(v0["ns"], OUT_IP, PORT) == "ok 203.0.113.30 outside hello"
     assert tcp(v1["ns"], OUT_IP, PORT) == "ok 203.0.113.31 outside hello"
+
+
+def test_metadata_through_the_router(dataplane, tmp_path):
+    """An instance behind a router (no DHCP namespace on its network) reads its
+    metadata at 169.254.169.254: proxy in the router namespace -> metadata
+    agent (instance found by source IP among the router's networks, id signed)
+    -> compute's metadata service (a stand-in echoing what it was told)."""
+    import http.server
+    import json
+    import threading
+
+    from pocketstack.network.agents.l3 import RouterMetadataProxy
+    from pocketstack.network.agents.metadata import MetadataAgent, sign
+    from pocketstack.network.agents.state import DesiredState
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"path": self.path, "instance": self.headers["X-Instance-ID"],
+                               "signature": self.headers["X-Instance-ID-Signature"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    service = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    dp, topo = dataplane, dataplane.topo
+    ext_sub, router, (sub,) = build(dp)
+    vm_port = topo.port(sub, "10.10.0.7", device_id="6d1c8e0e-0000-4000-8000-00000000beef")
+    state = DesiredState()
+    agent = MetadataAgent(state, str(tmp_path / "md" / "metadata.sock"),
+                          f"http://127.0.0.1:{service.server_port}", "s3cret")
+    agent.start()
+    proxy = RouterMetadataProxy(dp.l3.rw, str(tmp_path / "l3md"), agent.socket_path)
+    dp.l3.metadata_proxy = proxy
+    try:
+        dp.converge()
+        snap = topo.snap
+        state.replace(list(snap.networks.values()), list(snap.subnets.values()),
+                      list(snap.ports.values()))
+        vm = dp.instance(vm_port, "md")
+        dp.converge()
+        fetch = ("import urllib.request;print(urllib.request.urlopen("
+                 "'http://169.254.169.254/openstack/latest/meta_data.json', timeout=5)"
+                 ".read().decode())")
+        out = json.loads(sh(vm["ns"], "python3", "-c", fetch))
+        assert out == {"path": "/openstack/latest/meta_data.json",
+                       "instance": vm_port["device_id"],
+                       "signature": sign("s3cret", vm_port["device_id"])}
+        # the router goes: its proxy stops with it
+        pid = proxy.pid(router["id"])
+        assert pid is not None
+        topo.routers.clear()
+        dp.converge()
+        assert proxy.pid(router["id"]) is None
+    finally:
+        dp.l3.converge(topo.snap, {}, {})
+        agent.stop()
+        service.shutdown()
