@@ -350,14 +350,26 @@ def build(service) -> Api:
         out = []
         for b in inst["block_devices"] or []:
             if b.get("volume_id"):
-                item = {"id": b["volume_id"], "serverId": inst["uuid"],
-                        "volumeId": b["volume_id"], "device": b.get("device_name")}
+                item = {"serverId": inst["uuid"], "volumeId": b["volume_id"],
+                        "device": b.get("device_name")}
+                if req.state["version"] < (2, 89):
+                    item["id"] = b["volume_id"]
+                else:
+                    item["attachment_id"] = b.get("attachment_id")
+                    item["bdm_uuid"] = b.get("bdm_uuid")
                 if req.state["version"] >= (2, 70):
                     item["tag"] = b.get("tag")
                 if req.state["version"] >= (2, 79):
                     item["delete_on_termination"] = bool(b.get("delete_on_termination"))
                 out.append(item)
         return {"volumeAttachments": out}
+
+    @api.route("/v2.1/servers/{server_id}/shares", "GET")
+    def shares(req: Request):
+        if req.state["version"] < (2, 97):
+            raise errors.NotFound("The resource could not be found.")
+        helpers.instance(req)
+        return {"shares": []}  # no shared file systems service in this cloud
 
     from pocketstack.compute import api_resources
 

@@ -338,7 +338,23 @@ def register(api, service, helpers) -> None:
         with db.reader() as s:
             rows = [row(r) for r in s.execute(sa.select(m.keypair).where(
                 m.keypair.c.user_id == user).order_by(m.keypair.c.name)).all()]
-        return {"keypairs": [{"keypair": keypair_view(req, k, full=False)} for k in rows]}
+        out: dict = {}
+        if v(req) >= (2, 35):
+            q = req.query
+            if q.get("marker"):
+                names = [k["name"] for k in rows]
+                if q["marker"] not in names:
+                    raise errors.BadRequest(f"marker [{q['marker']}] not found")
+                rows = rows[names.index(q["marker"]) + 1:]
+            if q.get("limit"):
+                limit = _int(q["limit"], "limit")
+                if len(rows) > limit:
+                    rows = rows[:limit]
+                    out["keypairs_links"] = [{"rel": "next", "href": (
+                        f"{req.base_url}/v2.1/os-keypairs?limit={limit}"
+                        f"&marker={rows[-1]['name']}")}]
+        out["keypairs"] = [{"keypair": keypair_view(req, k, full=False)} for k in rows]
+        return out
 
     @api.route("/v2.1/os-keypairs", "POST")
     def keypair_create(req: Request):
