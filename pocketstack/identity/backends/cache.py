@@ -73,10 +73,15 @@ class CachedStore:
                 self._born[kind] = time.monotonic()
         return self._versions.get(kind, 0), entries
 
+    MAX_ENTRIES = 20000  # per kind: lookups of many distinct ids cannot grow it unbounded
+
     def _remember(self, kind: str, version: int, key, value) -> None:
         with self._lock:
-            if self._versions.get(kind, 0) == version and kind in self._entries:
-                self._entries[kind][key] = value
+            entries = self._entries.get(kind)
+            if self._versions.get(kind, 0) == version and entries is not None:
+                if len(entries) >= self.MAX_ENTRIES:
+                    entries.clear()
+                entries[key] = value
 
     def version(self, kind: str):
         """Changes whenever what this store holds of ``kind`` may have; None when the
