@@ -689,7 +689,8 @@ class Helpers:
             if group is None or (group["project_id"] != ctx.project_id and not ctx.is_admin):
                 raise errors.BadRequest(f"Invalid server group {group_uuid}")
         meta = server.get("metadata") or {}
-        self.check_meta_quota(ctx.project_id, meta)
+        if meta:
+            self.check_meta_quota(ctx.project_id, meta)
         name = server["name"]
         hostname = server.get("hostname") or _hostname(name)
         admin_pass = server.get("adminPass") or _admin_pass()
