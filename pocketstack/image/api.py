@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -10,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pocketstack.common import errors
 from pocketstack.common.http import Api, JSONResponse, Request, dumps
+from pocketstack.common.validation import validate
 from pocketstack.image import core, schemas
 
 VERSIONS = [f"v2.{n}" for n in range(16, -1, -1)]
@@ -282,8 +284,6 @@ def parse_patch(body, draft: int) -> list[dict]:
             if "value" not in raw:
                 raise errors.BadRequest(f'Operation "{op}" requires a member named "value".')
             change["value"] = raw["value"]
-            from pocketstack.common.validation import validate
-
             if root != "locations":
                 validate(schemas.PARTIAL, {root: raw["value"]})
         changes.append(change)
@@ -305,6 +305,4 @@ def decode_pointer(pointer) -> list[str]:
 
 
 def _urlencode(params) -> str:
-    from urllib.parse import urlencode
-
     return urlencode(params)

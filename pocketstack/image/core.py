@@ -17,13 +17,16 @@ visibility and policy rules as the REST API.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import os
 import re
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
@@ -39,7 +42,7 @@ from pocketstack.image.models import image as T
 from pocketstack.image.models import image_member as M
 from pocketstack.image.models import image_property as P
 from pocketstack.image.models import image_tag as TAG
-from pocketstack.image.stores.base import Store, Written
+from pocketstack.image.stores.base import BLOCK, Store, Written, run
 from pocketstack.image.stores.file import FileStore
 
 LOG = logging.getLogger(__name__)
@@ -881,8 +884,6 @@ class ImageManager:
 
     def _check_uri(self, uri) -> str:
         """web-download may only fetch what [import_filtering_opts] allows."""
-        from urllib.parse import urlsplit
-
         opts = self.conf.import_filtering_opts
         if not isinstance(uri, str) or not uri:
             raise errors.BadRequest("Import request requires a 'uri' field.")
@@ -927,8 +928,6 @@ class ImageManager:
             self._drop_staged(image_id)
 
     async def _web_download(self, image_id: str, job: dict) -> None:
-        import httpx
-
         room = job["room"]
         try:
             async with httpx.AsyncClient(timeout=60, follow_redirects=False) as client, \
@@ -982,8 +981,6 @@ class ImageManager:
 
 
 async def _read_file(f) -> AsyncIterator[bytes]:
-    from pocketstack.image.stores.base import BLOCK, run
-
     while block := await run(f.read, BLOCK):
         yield block
 
@@ -1040,8 +1037,6 @@ def _time_filter(column, value: str):
     op, sep, when = value.partition(":")
     if not sep or op not in TIME_OPS:
         op, when = "eq", value
-    import datetime
-
     try:
         moment = datetime.datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
