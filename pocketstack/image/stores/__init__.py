@@ -1,0 +1,1 @@
+"""Image stores: where image bytes live (file system, object storage)."""
