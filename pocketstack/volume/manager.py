@@ -138,6 +138,7 @@ class VolumeManager:
 
     def start(self) -> None:
         self.setup_backends()
+        self.scheduler.refresh()
         self.ensure_default_type()
         self.recover()
         self._janitor = threading.Thread(target=self._janitor_loop, daemon=True,
@@ -889,12 +890,21 @@ class VolumeManager:
                 reason=reason[:255], created_at=utcnow()))
 
     def _janitor_loop(self) -> None:
+        """Retry deferred cleanups; refresh the backends' capacity for the scheduler."""
         interval = self.conf.volume_cleanup_interval
+        last_stats = time.monotonic()
         while not self._stop.wait(interval):
             try:
                 self.run_cleanup()
             except Exception:  # noqa: BLE001
                 LOG.exception("volume cleanup")
+            if time.monotonic() - last_stats >= self.conf.backend_stats_polling_interval \
+                    or self.scheduler.any_down():
+                last_stats = time.monotonic()
+                try:
+                    self.scheduler.refresh()
+                except Exception:  # noqa: BLE001
+                    LOG.exception("volume backend stats")
 
     def run_cleanup(self) -> int:
         with self.db.reader() as s:
@@ -1761,7 +1771,7 @@ class VolumeManager:
     def pools(self) -> list[dict]:
         result = []
         for name, be in self.backends.items():
-            for p in self.scheduler.pools(name, refresh=True):
+            for p in self.scheduler.pools(name):
                 result.append({"name": f"{be.host}#{p['name']}", "capabilities": {
                     "pool_name": p["name"], "volume_backend_name": be.backend_name,
                     "driver_version": "1.0", "storage_protocol": be.driver.protocol,

@@ -34,6 +34,9 @@ default_opts = [
                help="Threads that run driver work (create, copy, delete, backup)."),
     cfg.FloatOpt("volume_cleanup_interval", default=10.0,
                  help="Seconds between retries of removing files left by failed operations."),
+    cfg.FloatOpt("backend_stats_polling_interval", default=10.0,
+                 help="Seconds between capacity reports of the backends to the scheduler "
+                      "(a pool that is down is re-checked every volume_cleanup_interval)."),
     cfg.StrOpt("backup_swift_container", default="volumebackups",
                help="Object storage container backups go to."),
     cfg.IntOpt("backup_swift_object_size", default=52428800,

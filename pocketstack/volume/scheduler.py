@@ -26,23 +26,29 @@ class Candidate:
 
 
 class Scheduler:
-    def __init__(self, backends: dict, provisioned, stats_ttl: float = 10.0):
+    def __init__(self, backends: dict, provisioned):
         """``backends``: name -> Backend; ``provisioned(backend, pool)`` -> GiB in use."""
         self.backends = backends
         self.provisioned = provisioned
-        self.stats_ttl = stats_ttl
         self._stats: dict[str, tuple[float, list[dict]]] = {}
         self._lock = threading.Lock()
 
     def pools(self, backend: str, refresh: bool = False) -> list[dict]:
-        now = time.monotonic()
+        """The backend's pools as last reported; the manager refreshes them in the
+        background, so choosing never waits on a slow or dead share."""
         cached = self._stats.get(backend)
-        if cached and not refresh and now - cached[0] < self.stats_ttl and \
-                all(p["up"] for p in cached[1]):
+        if cached is not None and not refresh:
             return cached[1]
         pools = self.backends[backend].driver.pools()
-        self._stats[backend] = (now, pools)
+        self._stats[backend] = (time.monotonic(), pools)
         return pools
+
+    def any_down(self) -> bool:
+        return any(not p["up"] for _, pools in self._stats.values() for p in pools)
+
+    def refresh(self) -> None:
+        for name in list(self.backends):
+            self.pools(name, refresh=True)
 
     def zones(self) -> set[str]:
         return {b.availability_zone for b in self.backends.values()}

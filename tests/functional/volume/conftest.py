@@ -147,29 +147,37 @@ EXPORT {{
         binary = shutil.which("ganesha.nfsd")
         if binary is None:
             missing("nfs-ganesha (ganesha.nfsd)")
-        ensure_rpcbind()
-        self.proc = subprocess.Popen(
-            [binary, "-F", "-f", str(self.conf), "-L", str(self.log), "-p",
-             str(self.root / "ganesha.pid"), "-N", "NIV_EVENT"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         from pocketstack.volume.drivers.libnfs import NfsClient, NfsError, library
 
         if library() is None:
             missing("libnfs")
+        ensure_rpcbind()
+        # servers starting at the same moment race on their rpcbind registration
+        # (one of them gives up): starts are serialised across test workers
+        os.makedirs(LOCK_DIR, exist_ok=True)
+        with open(os.path.join(LOCK_DIR, "starting"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for _attempt in range(3):
+                self.proc = subprocess.Popen(
+                    [binary, "-F", "-f", str(self.conf), "-L", str(self.log), "-p",
+                     str(self.root / "ganesha.pid"), "-N", "NIV_EVENT"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def answers():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"ganesha exited: {self.log.read_text()[-2000:]}")
-            client = NfsClient(self.address, str(self.export), timeout=2)
-            try:
-                client.listdir()
-                return True
-            except NfsError:
-                return False
-            finally:
-                client.close()
+                def answers():
+                    if self.proc.poll() is not None:
+                        return "exited"
+                    client = NfsClient(self.address, str(self.export), timeout=2)
+                    try:
+                        client.listdir()
+                        return True
+                    except NfsError:
+                        return False
+                    finally:
+                        client.close()
 
-        wait_for(answers, 60, interval=0.05, what="nfs-ganesha")
+                if wait_for(answers, 60, interval=0.05, what="nfs-ganesha") is True:
+                    return
+            raise AssertionError(f"ganesha exited: {self.log.read_text()[-3000:]}")
 
     def kill(self) -> None:
         """The server dies (SIGKILL: no clean unregistering from rpcbind)."""

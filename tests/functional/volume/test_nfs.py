@@ -158,7 +158,11 @@ def test_nfs_server_dying_during_a_create(pocketstack_cloud_factory, own_nfs_ser
              what="the partial file to be removed")
     assert vol_files(export, down.id) == []
     assert vol_files(export, src.id) == [f"volume-{src.id}"]
-    # the backend works again
+    # the backend works again, once the scheduler has seen the share come back
+    admin = cloud.connect().block_storage
+    wait_for(lambda: all(p.capabilities["total_capacity_gb"] > 0
+                         for p in admin.backend_pools()), 60, interval=0.05,
+             what="the pool to be reported up")
     again = bs.create_volume(size=1, name="again")
     wait_status(lambda: bs.get_volume(again.id), "available")
     bs.delete_volume(copy)
