@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import uuid
 from dataclasses import dataclass, field
 
 import msgpack
@@ -38,9 +37,9 @@ def _pack_id(value: str | None):
     """UUID hex ids travel as 16 bytes; anything else as text."""
     if value is None:
         return None
-    if len(value) == 32:
+    if len(value) == 32 and value == value.lower():
         try:
-            return uuid.UUID(hex=value).bytes
+            return bytes.fromhex(value)
         except ValueError:
             pass
     return value
@@ -48,7 +47,7 @@ def _pack_id(value: str | None):
 
 def _unpack_id(value):
     if isinstance(value, bytes):
-        return uuid.UUID(bytes=value).hex
+        return value.hex()
     return value
 
 
