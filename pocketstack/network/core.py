@@ -303,33 +303,45 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         return utcnow().replace(microsecond=0)
 
     def visible_clause(self, ctx: RequestContext, kind: str, table):
+        """What a non-admin may see; the caller's project is the bind parameter
+        ``ctx_project`` (so the statements can be built once and reused)."""
         if ctx.is_admin:
             return None
+        mine = table.c.project_id == sa.bindparam("ctx_project")
         if kind == "network":
-            return sa.or_(table.c.project_id == ctx.project_id, table.c.shared.is_(True),
-                          table.c.external.is_(True))
+            return sa.or_(mine, table.c.shared.is_(True), table.c.external.is_(True))
         if kind == "subnet":
             shared = sa.select(N.c.id).where(N.c.shared.is_(True))
-            return sa.or_(table.c.project_id == ctx.project_id, table.c.network_id.in_(shared))
+            return sa.or_(mine, table.c.network_id.in_(shared))
         if kind == "port":
-            owned = sa.select(N.c.id).where(N.c.project_id == ctx.project_id)
-            return sa.or_(table.c.project_id == ctx.project_id, table.c.network_id.in_(owned))
+            owned = sa.select(N.c.id).where(N.c.project_id == sa.bindparam("ctx_project"))
+            return sa.or_(mine, table.c.network_id.in_(owned))
         if kind == "subnetpool":
-            return sa.or_(table.c.project_id == ctx.project_id, table.c.shared.is_(True))
-        return table.c.project_id == ctx.project_id
+            return sa.or_(mine, table.c.shared.is_(True))
+        return mine
+
+    _fetch_statements: dict = {}
 
     def fetch(self, s, ctx: RequestContext, kind: str, table, id: str, *, lock=False):
         """A row the caller may see, or 404."""
-        stmt = sa.select(table).where(table.c.id == id)
-        clause = self.visible_clause(ctx, kind, table)
-        if clause is not None:
-            stmt = stmt.where(clause)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = s.execute(stmt).mappings().first()
+        key = (kind, table.name, ctx.is_admin, lock)
+        stmt = self._fetch_statements.get(key)
+        if stmt is None:
+            stmt = sa.select(table).where(table.c.id == sa.bindparam("row_id"))
+            clause = self.visible_clause(ctx, kind, table)
+            if clause is not None:
+                stmt = stmt.where(clause)
+            if lock:
+                stmt = stmt.with_for_update()
+            self._fetch_statements[key] = stmt
+        params = {"row_id": id}
+        if not ctx.is_admin:
+            params["ctx_project"] = ctx.project_id
+        result = s.execute(stmt, params)
+        row = result.first()
         if row is None:
             raise nerr.not_found(kind, id)
-        return dict(row)
+        return dict(zip(result.keys(), row, strict=True))
 
     def query(self, ctx: RequestContext, kind: str, table, filters: dict | None, *,
               sorts=None, limit=None, marker=None, page_reverse=False, extra=None,
@@ -378,7 +390,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         stmt = pagination.apply(stmt, table.c, sorts, limit=None if limit is None else limit + 1,
                                 marker=marker_row)
         with self.db.reader() as s:
-            result = s.execute(stmt)
+            result = s.execute(stmt, {} if ctx.is_admin else {"ctx_project": ctx.project_id})
             keys = list(result.keys())
             json_at = [i for i, k in enumerate(keys) if isinstance(table.c[k].type,
                                                                    models.JSONType)]
@@ -1068,6 +1080,14 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
 
     # -- ports -------------------------------------------------------------
 
+    _SUBNETS_OF = sa.select(S).where(S.c.network_id == sa.bindparam("network_id")).order_by(
+        S.c.created_at, S.c.id)
+
+    def subnets_of(self, s, network_id: str) -> list[dict]:
+        result = s.execute(self._SUBNETS_OF, {"network_id": network_id})
+        keys = list(result.keys())
+        return [dict(zip(keys, r, strict=True)) for r in result]
+
     def port_filter(self, key: str, values: list):
         if key == "fixed_ips":
             clauses = []
@@ -1322,8 +1342,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                 raise nerr.conflict("AddressPairAndPortSecurityRequired",
                                     "Port Security must be enabled in order to have allowed "
                                     "address pairs on a port.")
-            subnets = [dict(r) for r in s.execute(sa.select(S).where(
-                S.c.network_id == net["id"]).order_by(S.c.created_at, S.c.id)).mappings()]
+            subnets = self.subnets_of(s, net["id"])
             requested = None
             if "fixed_ips" in data:
                 requested = self._requested_ips(s, ctx, net, data["fixed_ips"],
@@ -1362,7 +1381,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                                                            port["host_id"])
                 port.update(vif_type=vif_type, vif_details=vif_details, status=status,
                             revision_number=3 if vif_type != "binding_failed" else 3)
-            s.execute(P.insert().values(**port))
+            s.execute(P.insert(), port)
             if alloc_rows:
                 s.execute(IPA.insert(), alloc_rows)
             if groups:

@@ -20,6 +20,7 @@ import threading
 
 from sqlalchemy import exc
 
+from pocketstack.common import errors
 from pocketstack.common.db import is_retryable
 
 LOG = logging.getLogger(__name__)
@@ -121,24 +122,31 @@ class GroupCommit:
                 return
 
     def _run_unit(self, session, unit: _Unit) -> None:
-        for attempt in range(self.retries + 1):
+        # Plain SAVEPOINT statements: SQLAlchemy's nested-transaction object
+        # costs more than a port's own statements.
+        conn = session.connection()
+        for _ in range(self.retries + 1):
+            conn.exec_driver_sql("SAVEPOINT unit")
             try:
-                with session.begin_nested():
-                    unit.result = unit.fn(session, *unit.args, **unit.kwargs)
-                unit.error = None
-                return
-            except exc.IntegrityError as error:
+                unit.result = unit.fn(session, *unit.args, **unit.kwargs)
+            except exc.IntegrityError:  # a unique-key race: run it again
+                self._undo(conn)
                 self.on_conflict()
-                unit.error = error
-                if attempt >= self.retries:
-                    from pocketstack.common import errors
-
-                    unit.error = errors.Conflict("The request conflicted with a concurrent "
-                                                 "change; retry it.", kind="Conflict")
-                    return
+                continue
             except exc.DBAPIError:
-                raise  # the whole batch is retried
+                raise  # the whole batch is rolled back and re-run
             except Exception as error:  # noqa: BLE001 - this caller's error
-                unit.error = error
-                unit.result = None
+                self._undo(conn)
+                unit.result, unit.error = None, error
                 return
+            conn.exec_driver_sql("RELEASE SAVEPOINT unit")
+            unit.error = None
+            return
+        unit.result = None
+        unit.error = errors.Conflict("The request conflicted with a concurrent change; "
+                                     "retry it.", kind="Conflict")
+
+    @staticmethod
+    def _undo(conn) -> None:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT unit")
+        conn.exec_driver_sql("RELEASE SAVEPOINT unit")

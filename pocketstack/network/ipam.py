@@ -90,22 +90,29 @@ def rebuild_ranges(s, subnet: dict) -> None:
                                for a, b in rows])
 
 
+_FIRST_RANGE = (sa.select(R.c.id, R.c.first_ip, R.c.last_ip)
+                .where(R.c.subnet_id == sa.bindparam("subnet_id"))
+                .order_by(R.c.first_ip).limit(1).with_for_update())
+_DROP_RANGE = R.delete().where(R.c.id == sa.bindparam("range_id"))
+_SHRINK_RANGE = R.update().where(R.c.id == sa.bindparam("range_id")).values(
+    first_ip=sa.bindparam("new_first"))
+
+
 def take_any(s, subnet_id: str) -> int | None:
     """Take the lowest free address of a subnet's pools, or None when they are full."""
-    stmt = (sa.select(R.c.id, R.c.first_ip, R.c.last_ip).where(R.c.subnet_id == subnet_id)
-            .order_by(R.c.first_ip).limit(1).with_for_update())
-    row = s.execute(stmt).first()
+    params = {"subnet_id": subnet_id}
+    row = s.execute(_FIRST_RANGE, params).first()
     if row is None:
         # Under READ COMMITTED a locked row that another transaction removed
         # reads as "nothing": look again with a fresh snapshot before giving up.
-        row = s.execute(stmt).first()
+        row = s.execute(_FIRST_RANGE, params).first()
         if row is None:
             return None
     ip = int(row.first_ip, 16)
     if row.first_ip == row.last_ip:
-        s.execute(R.delete().where(R.c.id == row.id))
+        s.execute(_DROP_RANGE, {"range_id": row.id})
     else:
-        s.execute(R.update().where(R.c.id == row.id).values(first_ip=hexip(ip + 1)))
+        s.execute(_SHRINK_RANGE, {"range_id": row.id, "new_first": hexip(ip + 1)})
     return ip
 
 

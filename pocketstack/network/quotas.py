@@ -22,6 +22,12 @@ RESOURCES = {
 }
 
 
+_LIMIT = sa.select(Q.c.hard_limit).where(Q.c.project_id == sa.bindparam("project_id"),
+                                         Q.c.resource == sa.bindparam("resource"))
+_COUNTS = {name: sa.select(sa.func.count()).select_from(table).where(
+    table.c.project_id == sa.bindparam("project_id")) for name, (table, _) in RESOURCES.items()}
+
+
 class QuotaMixin:
     def default_quotas(self) -> dict[str, int]:
         q = self.conf.quotas
@@ -39,14 +45,11 @@ class QuotaMixin:
         """Raise OverQuota if ``wanted`` more ``resource`` would exceed the project's limit.
 
         Called inside the transaction that inserts the resources."""
-        row = s.execute(sa.select(Q.c.hard_limit).where(Q.c.project_id == project_id,
-                                                        Q.c.resource == resource)).first()
+        row = s.execute(_LIMIT, {"project_id": project_id, "resource": resource}).first()
         limit = row[0] if row else self.default_quotas()[resource]
         if limit < 0:
             return
-        table = RESOURCES[resource][0]
-        used = s.execute(sa.select(sa.func.count()).select_from(table).where(
-            table.c.project_id == project_id)).scalar_one()
+        used = s.execute(_COUNTS[resource], {"project_id": project_id}).scalar_one()
         if used + wanted > limit:
             raise nerr.over_quota(resource)
 

@@ -76,6 +76,10 @@ def _protocol(value):
     raise A.Invalid(f"Security group rule protocol {value} not supported")
 
 
+_DEFAULT_OF = sa.select(DSG.c.security_group_id).where(
+    DSG.c.project_id == sa.bindparam("project_id"))
+
+
 class SecurityGroupMixin:
     def filters_of(self, kind):
         return {"security_group": SG_FILTERS, "security_group_rule": RULE_FILTERS}.get(kind) \
@@ -87,8 +91,7 @@ class SecurityGroupMixin:
         cached = self._default_sg_cache.get(project_id)
         if cached:
             return cached
-        found = s.execute(sa.select(DSG.c.security_group_id).where(
-            DSG.c.project_id == project_id)).scalar()
+        found = s.execute(_DEFAULT_OF, {"project_id": project_id}).scalar()
         if found is None:
             # not cached: the transaction that creates it may still roll back
             found = self._create_group_rows(s, project_id, "default",
