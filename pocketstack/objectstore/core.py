@@ -159,7 +159,7 @@ class ObjectStore:
         self.opts = conf.objectstore
         self.db = db
         root = self.opts.root or os.path.join(conf.state_path, "objects")
-        self.disk = DiskStore(root, fsync=self.opts.fsync)
+        self.disk = DiskStore(root, fsync=self.opts.fsync, direct_io=self.opts.direct_io)
         self.index = Index(db)
         self.chunk_size = self.opts.chunk_size
         self._containers: dict[tuple[str, str], ContainerInfo | None] = {}
@@ -524,7 +524,7 @@ class ObjectStore:
                 await pending
                 pending = None
             if chunks:
-                if buffered <= SMALL:
+                if buffered <= SMALL and writer.cheap(buffered):
                     writer.write_many(chunks)
                 else:
                     await self._io(writer.write_many, chunks)

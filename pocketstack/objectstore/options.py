@@ -37,6 +37,9 @@ def register(conf: cfg.ConfigOpts) -> None:
                    help="Seconds between sweeps deleting objects past X-Delete-At."),
         cfg.IntOpt("io_threads", default=32,
                    help="Threads doing blocking file work (writes, fsyncs, big reads)."),
+        cfg.BoolOpt("direct_io", default=True,
+                    help="Write big uploads with O_DIRECT (no page cache copy or "
+                         "writeback), where the file system supports it."),
         cfg.BoolOpt("fsync", default=True,
                     help="fsync data and directories before acknowledging a write."),
     ], group="objectstore")
