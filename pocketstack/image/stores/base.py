@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pocketstack.common import errors
 
 BLOCK = 4 * 1024 * 1024
-IN_FLIGHT = 6  # blocks buffered between the network and the slowest stage
+IN_FLIGHT = 4  # blocks buffered between the network and the slowest stage
 HEAD = 4096  # bytes kept from the start of the data (format detection)
 
 # Shared by the stores of every image service in the process: big blocks, few threads.
