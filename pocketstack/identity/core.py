@@ -86,6 +86,7 @@ class IdentityManager:
         # compare it to drop stale entries.
         self.generation = 0
         self._gen_lock = threading.Lock()
+        self._catalogs: dict[tuple, list[dict]] = {}
 
     def bump(self) -> None:
         with self._gen_lock:
@@ -556,6 +557,20 @@ class IdentityManager:
         return self._update(kind, id, body)
 
     def catalog(self, project_id: str | None = None) -> list[dict]:
+        """The service catalog as tokens carry it (treat the result as read-only)."""
+        key = (project_id, self.store("service").version("service"),
+               self.store("endpoint").version("endpoint"))
+        if None in key[1:]:
+            return self._catalog(project_id)
+        found = self._catalogs.get(key)
+        if found is None:
+            found = self._catalog(project_id)
+            if len(self._catalogs) >= 1000:
+                self._catalogs.clear()
+            self._catalogs[key] = found
+        return found
+
+    def _catalog(self, project_id: str | None) -> list[dict]:
         services = [s for s in self.list("service") if s["enabled"]]
         endpoints = [e for e in self.list("endpoint") if e["enabled"]]
         substitutions = {"project_id": project_id or "", "tenant_id": project_id or ""}
