@@ -347,22 +347,64 @@ def build(service) -> Api:
     @api.route("/v2.1/servers/{server_id}/os-volume_attachments", "GET")
     def volume_attachments(req: Request):
         inst = helpers.instance(req)
-        out = []
+        return {"volumeAttachments": [attachment_view(req, inst, b)
+                                      for b in inst["block_devices"] or []
+                                      if b.get("volume_id")]}
+
+    def attachment_view(req: Request, inst: dict, b: dict) -> dict:
+        item = {"serverId": inst["uuid"], "volumeId": b["volume_id"],
+                "device": b.get("device_name")}
+        if req.state["version"] < (2, 89):
+            item["id"] = b["volume_id"]
+        else:
+            item["attachment_id"] = b.get("attachment_id")
+            item["bdm_uuid"] = b.get("bdm_uuid")
+        if req.state["version"] >= (2, 70):
+            item["tag"] = b.get("tag")
+        if req.state["version"] >= (2, 79):
+            item["delete_on_termination"] = bool(b.get("delete_on_termination"))
+        return item
+
+    @api.route("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", "GET")
+    def volume_attachment_show(req: Request):
+        inst = helpers.instance(req)
         for b in inst["block_devices"] or []:
-            if b.get("volume_id"):
-                item = {"serverId": inst["uuid"], "volumeId": b["volume_id"],
-                        "device": b.get("device_name")}
-                if req.state["version"] < (2, 89):
-                    item["id"] = b["volume_id"]
-                else:
-                    item["attachment_id"] = b.get("attachment_id")
-                    item["bdm_uuid"] = b.get("bdm_uuid")
-                if req.state["version"] >= (2, 70):
-                    item["tag"] = b.get("tag")
-                if req.state["version"] >= (2, 79):
-                    item["delete_on_termination"] = bool(b.get("delete_on_termination"))
-                out.append(item)
-        return {"volumeAttachments": out}
+            if b.get("volume_id") == req.path_params["volume_id"]:
+                return {"volumeAttachment": attachment_view(req, inst, b)}
+        raise errors.NotFound(f"Volume {req.path_params['volume_id']} is not attached to "
+                              f"{inst['uuid']}")
+
+    @api.route("/v2.1/servers/{server_id}/os-volume_attachments", "POST")
+    def volume_attach(req: Request):
+        from pocketstack.compute import volumes
+
+        inst = helpers.instance(req)
+        body = validate({"type": "object", "properties": {"volumeAttachment": {
+            "type": "object", "properties": {
+                "volumeId": {"type": "string", "minLength": 1},
+                "device": {"type": ["string", "null"],
+                           "pattern": "(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$"},
+                "tag": {"type": "string", "maxLength": 60},
+                "delete_on_termination": {"type": "boolean"}},
+            "required": ["volumeId"], "additionalProperties": False}},
+            "required": ["volumeAttachment"], "additionalProperties": False}, req.json())
+        att = body["volumeAttachment"]
+        if "delete_on_termination" in att and req.state["version"] < (2, 79):
+            raise errors.BadRequest("Additional properties are not allowed "
+                                    "('delete_on_termination' was unexpected)")
+        helpers.check_locked(req, inst, "attach_volume")
+        bdm = volumes.attach(service, req.context, inst, att["volumeId"], att.get("device"),
+                             bool(att.get("delete_on_termination")), att.get("tag"))
+        return {"volumeAttachment": attachment_view(req, inst, bdm)}
+
+    @api.route("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", "DELETE",
+               status=202)
+    def volume_detach(req: Request):
+        from pocketstack.compute import volumes
+
+        inst = helpers.instance(req)
+        helpers.check_locked(req, inst, "detach_volume")
+        volumes.detach(service, req.context, inst, req.path_params["volume_id"])
 
     @api.route("/v2.1/servers/{server_id}/shares", "GET")
     def shares(req: Request):
@@ -610,7 +652,7 @@ class Helpers:
             except ValueError:
                 raise errors.BadRequest("Userdata content cannot be decoded") from None
         # block devices
-        bdms, boot_volume = self.parse_bdms(server)
+        bdms, boot_volume = self.parse_bdms(ctx, server)
         # image
         image_ref = server.get("imageRef") or ""
         image_ref = image_ref.rstrip("/").split("/")[-1] if image_ref else ""
@@ -736,7 +778,7 @@ class Helpers:
         return JSONResponse({"server": body}, status_code=202, headers={
             "Location": f"{req.base_url}/v2.1/servers/{first['uuid']}"})
 
-    def parse_bdms(self, server: dict) -> tuple[list[dict], bool]:
+    def parse_bdms(self, ctx, server: dict) -> tuple[list[dict], bool]:
         """Check block_device_mapping_v2; boot from volume is a hook for block storage."""
         bdms = []
         boot_volume = False
@@ -767,8 +809,16 @@ class Helpers:
             if dest == "volume" and boot_index == 0:
                 boot_volume = True
             if dest == "volume":
-                volume = self.service.volume_hook("check", raw) if source == "volume" else None
-                bdms.append({"volume_id": (volume or {}).get("id") or raw.get("uuid"),
+                if self.service.volume_api is None:
+                    raise errors.BadRequest("Block Device Mapping is Invalid: the block "
+                                            "storage service is not available.")
+                volume = self.service.volume_hook("check", ctx, raw) \
+                    if source == "volume" else None
+                if source == "image":
+                    self.conductor.images.get(ctx, raw["uuid"])
+                bdms.append({"volume_id": (volume or {}).get("id") or (
+                                 raw.get("uuid") if source == "volume" else None),
+                             "image_id": raw.get("uuid") if source == "image" else None,
                              "source_type": source, "boot_index": boot_index,
                              "device_name": raw.get("device_name"),
                              "delete_on_termination": str(raw.get(

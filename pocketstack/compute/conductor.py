@@ -441,6 +441,8 @@ class Conductor:
         if inst is None:
             return
         rs = inst["request_spec"] or {}
+        if inst["block_devices"] and not self.attach_boot_volumes(ctx, inst):
+            return
         if inst["task_state"] == states.SPAWNING:  # no ports to make
             self.cast_build(ctx, inst, [])
             return
@@ -465,6 +467,20 @@ class Conductor:
             return
         self.cast_build(ctx, inst, network_info)
 
+    def attach_boot_volumes(self, ctx, inst: dict) -> bool:
+        from pocketstack.compute import volumes
+
+        try:
+            bdms = volumes.prepare_boot_volumes(
+                self.service, as_context(ctx, inst["project_id"], inst["user_id"]), inst)
+            inst.update(self.update_instance(inst["uuid"], {"block_devices": bdms}))
+            return True
+        except Exception as exc:  # noqa: BLE001 - the server goes to ERROR with the reason
+            LOG.warning("volumes of %s: %s", inst["uuid"], exc)
+            self.set_error(inst["uuid"], f"Build of instance {inst['uuid']} aborted: "
+                           f"Failure prepping block device: {exc}", 500, release=True)
+            return False
+
     def cast_build(self, ctx, inst: dict, network_info: list[dict]) -> None:
         rs = inst["request_spec"] or {}
         self.agents.cast(ctx, inst["host"], "build_and_run_instance",
@@ -484,8 +500,12 @@ class Conductor:
 
     def block_device_info(self, inst: dict) -> dict:
         return {"root_device_name": inst.get("root_device_name") or "/dev/vda",
-                "block_device_mapping": [b for b in inst["block_devices"] or []
-                                         if b.get("volume_id")],
+                "block_device_mapping": [
+                    {"volume_id": b["volume_id"], "device_name": b.get("device_name"),
+                     "connection_info": b.get("connection_info"),
+                     "delete_on_termination": bool(b.get("delete_on_termination")),
+                     "boot_index": b.get("boot_index")}
+                    for b in inst["block_devices"] or [] if b.get("volume_id")],
                 "ephemerals": [], "swap": None}
 
     def agent_view(self, inst: dict) -> dict:
@@ -538,6 +558,10 @@ class Conductor:
             current = self.get_instance(instance_uuid)
         except errors.NotFound:
             return
+        if current["block_devices"]:
+            from pocketstack.compute import volumes
+
+            volumes.release_all(self.service, current)
         if current["network_info"]:
             # ports first: a server that is gone has nothing left behind
             uctx = as_context(None, current["project_id"], current["user_id"])

@@ -63,11 +63,11 @@ class ComputeService(Service):
 
     # -- hooks for block storage ---------------------------------------------
 
-    def volume_hook(self, what: str, mapping: dict) -> dict | None:
+    def volume_hook(self, what: str, *args) -> dict | None:
         """Boot from volume and attach go through the block storage service when it
-        registers ``volume_api`` (an object with ``check(ctx, mapping)``)."""
+        registers ``volume_api`` (see pocketstack/compute/volumes.py)."""
         if self.volume_api is not None and hasattr(self.volume_api, what):
-            return getattr(self.volume_api, what)(mapping)
+            return getattr(self.volume_api, what)(*args)
         return None
 
     # -- life cycle ------------------------------------------------------------
