@@ -52,4 +52,4 @@ def headers_for(version: tuple[int, int]) -> dict[str, str]:
     value = text(version)
     return {"OpenStack-API-Version": f"{SERVICE} {value}",
             "X-OpenStack-Nova-API-Version": value,
-            "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"}
+            "Vary": "X-OpenStack-Nova-API-Version"}
