@@ -43,8 +43,9 @@ async def run(fn: Callable, *args):
     return await asyncio.get_running_loop().run_in_executor(EXECUTOR, fn, *args)
 
 
-async def blocks(source: AsyncIterator[bytes], size: int = BLOCK) -> AsyncIterator[bytes]:
-    """Join the pieces of ``source`` into blocks of at least ``size`` bytes."""
+async def batches(source: AsyncIterator[bytes], size: int = BLOCK,
+                  ) -> AsyncIterator[list[bytes]]:
+    """The pieces of ``source`` in lists of at least ``size`` bytes (not joined)."""
     pieces: list[bytes] = []
     have = 0
     async for piece in source:
@@ -53,22 +54,37 @@ async def blocks(source: AsyncIterator[bytes], size: int = BLOCK) -> AsyncIterat
         pieces.append(piece)
         have += len(piece)
         if have >= size:
-            yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            yield pieces
             pieces, have = [], 0
     if pieces:
-        yield b"".join(pieces)
+        yield pieces
 
 
-async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
+async def blocks(source: AsyncIterator[bytes], size: int = BLOCK) -> AsyncIterator[bytes]:
+    """Join the pieces of ``source`` into blocks of at least ``size`` bytes."""
+    async for pieces in batches(source, size):
+        yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _feeder(update: Callable[[bytes], None]) -> Callable[[list[bytes]], None]:
+    def feed(pieces: list[bytes]) -> None:
+        for piece in pieces:
+            update(piece)
+
+    return feed
+
+
+async def pump(source: AsyncIterator[bytes], write: Callable[[list[bytes]], None], *,
                max_size: int | None = None, too_large: Callable[[int], Exception] | None = None,
                algo: str = "sha512") -> tuple[int, str, str, bytes]:
-    """Feed ``source`` to ``write`` (called in a worker thread), hashing on the way.
+    """Feed ``source`` to ``write`` (called in a worker thread with a list of
+    pieces, e.g. for one writev), hashing on the way.
 
     md5, sha512 and ``write`` each run in a thread of their own, taking the
-    blocks in order, so a slow stage only holds back itself; at most
-    ``IN_FLIGHT`` blocks are buffered. Returns (size, md5 hex, sha512 hex,
-    head). Raises ``too_large(size)`` as soon as more than ``max_size`` bytes
-    arrived.
+    batches in order, so a slow stage only holds back itself; at most
+    ``IN_FLIGHT`` batches are buffered and pieces are never copied into one
+    block. Returns (size, md5 hex, sha512 hex, head). Raises
+    ``too_large(size)`` as soon as more than ``max_size`` bytes arrived.
     """
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.new(algo)
@@ -77,19 +93,21 @@ async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], *,
     loop = asyncio.get_running_loop()
     stages = [ThreadPoolExecutor(1, thread_name_prefix=f"image-{n}")
               for n in ("md5", algo, "write")]
-    steps = (md5.update, sha.update, write)
+    steps = (_feeder(md5.update), _feeder(sha.update), write)
     in_flight: deque[list[asyncio.Future]] = deque()
     try:
-        async for block in blocks(source):
-            size += len(block)
+        async for pieces in batches(source):
+            size += sum(len(p) for p in pieces)
             if max_size is not None and size > max_size:
                 raise (too_large(size) if too_large else errors.RequestEntityTooLarge(
                     f"The incoming image is too large: over {max_size} bytes."))
-            if len(head) < HEAD:
-                head += block[: HEAD - len(head)]
+            for piece in pieces:
+                if len(head) >= HEAD:
+                    break
+                head += piece[: HEAD - len(head)]
             while len(in_flight) >= IN_FLIGHT:
                 await asyncio.gather(*in_flight.popleft())
-            in_flight.append([loop.run_in_executor(stage, step, block)
+            in_flight.append([loop.run_in_executor(stage, step, pieces)
                               for stage, step in zip(stages, steps, strict=True)])
         while in_flight:
             await asyncio.gather(*in_flight.popleft())

@@ -33,6 +33,24 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+IOV_MAX = 1024
+
+
+def write_pieces(fd: int, pieces: list[bytes]) -> None:
+    """Write ``pieces`` in order with as few writev calls as the kernel allows."""
+    pending = [memoryview(p) for p in pieces if p]
+    while pending:
+        batch = pending[:IOV_MAX]
+        written = os.writev(fd, batch)
+        done = 0
+        while done < len(batch) and written >= len(batch[done]):
+            written -= len(batch[done])
+            done += 1
+        pending = pending[done:]
+        if written:
+            pending[0] = pending[0][written:]
+
+
 class FileStore(Store):
     name = "file"
     description = "Images kept as files on the local file system."
@@ -63,7 +81,7 @@ class FileStore(Store):
         tmp = self.temp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
-            size, md5, sha, head = await pump(source, lambda b: write_all(fd, b),
+            size, md5, sha, head = await pump(source, lambda p: write_pieces(fd, p),
                                               max_size=max_size, too_large=too_large,
                                               algo=algo)
             await run(os.fsync, fd)
