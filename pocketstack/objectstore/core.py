@@ -785,6 +785,13 @@ class ObjectStore:
             if extra:
                 raise errors.BadRequest(f"Index {i}: extraneous keys {sorted(extra)}.")
             path = seg["path"]
+            if not isinstance(seg.get("etag") or "", str) or not isinstance(
+                    seg.get("range") or "", str):
+                raise errors.BadRequest(f"Index {i}: etag and range must be strings.")
+            if seg.get("size_bytes") is not None and (
+                    isinstance(seg["size_bytes"], bool)
+                    or not isinstance(seg["size_bytes"], int)):
+                raise errors.BadRequest(f"Index {i}: size_bytes must be an integer.")
             cont, _, obj = path.lstrip("/").partition("/")
             if not cont or not obj:
                 raise errors.BadRequest(f"Index {i}: path does not refer to an object.")

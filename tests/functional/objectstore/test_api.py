@@ -354,6 +354,11 @@ def test_slo_api(swift):
                                  content=json.dumps([{"path": "/s/none"}])), 400)
     assert_swift_error(swift.put("s/bad", params={"multipart-manifest": "put"},
                                  content=b"not json"), 400)
+    for garbage in ({"path": "/s/seg0"}, [1], [{"path": 5}], [{"path": "/s/seg0", "x": 1}],
+                    [{"path": "/s/seg0", "size_bytes": "ten"}],
+                    [{"path": "/s/seg0", "etag": 7}], [{"path": "/nocontainer"}], []):
+        assert_swift_error(swift.put("s/bad", params={"multipart-manifest": "put"},
+                                     content=json.dumps(garbage)), 400)
     assert swift.head("s/bad").status_code == 404
     r = swift.delete("s/big", params={"multipart-manifest": "delete"},
                      headers={"Accept": "application/json"})
