@@ -131,7 +131,7 @@ def test_provider_router_with_private_networks(admin, make_tenant):
     # tenants cannot attach to the provider router themselves
     assert_error(a.http.put(f"/routers/{router['id']}/add_router_interface",
                             json={"subnet_id": nets[a.project_id][1]["id"]}), 404)
-    assert ids(admin, "routers") == {router["id"]}
+    assert router["id"] in ids(admin, "routers")
     # the router with interfaces cannot be deleted
     assert_error(admin.delete(f"/routers/{router['id']}"), 409, "RouterInUse")
 
