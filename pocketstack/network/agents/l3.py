@@ -259,7 +259,10 @@ class L3Agent:
         if not links[inner].get("up"):
             self.ip.ip("-n", ns, "link", "set", inner, "up")
         if network is not None:
-            self.backend.plug(network, host_dev)
+            try:
+                self.backend.plug(network, host_dev)
+            except Exception as exc:  # noqa: BLE001 - the switch comes with the L2 agent's pass
+                LOG.info("l3: %s not on its switch yet: %s", host_dev, exc)
         self.ip.set_up(host_dev)
 
     def _addresses(self, ns: str, dev: str, wanted: set[str]) -> None:

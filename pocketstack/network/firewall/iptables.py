@@ -50,6 +50,7 @@ import hashlib
 import ipaddress
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
 LOG = logging.getLogger(__name__)
@@ -134,15 +135,23 @@ class Stats:
 class IptablesFirewall:
     """One per host (or per namespace standing for a host, in tests)."""
 
-    def __init__(self, rootwrap, namespace: str | None = None, prefix: str = "pssg"):
+    def __init__(self, rootwrap, namespace: str | None = None, prefix: str = "pssg",
+                 verify_interval: float = 60.0):
+        """``verify_interval``: seconds between full reads of the host's rules;
+        in between, what this object wrote is trusted (a pass that changes one
+        port then costs one small ``iptables-restore``)."""
         if not re.fullmatch(r"[a-z][a-z0-9]{1,7}", prefix):
             raise ValueError("prefix: 2-8 lower-case letters/digits")
         self.rw = rootwrap
         self.namespace = namespace
         self.prefix = prefix
         # rules last applied per port (to find removed permissions)
-        self._applied: dict[str, tuple] = {}
+        self._applied: dict[str, frozenset | None] = {}
         self._sysctl_done = False
+        self.verify_interval = verify_interval
+        self._verified_at = -1e9
+        self._cache: dict[int, tuple[dict, dict]] = {}
+        self._sets_cache: dict[str, set[str]] | None = None
 
     # -- commands ----------------------------------------------------------------------
     def _cmd(self, *args: str) -> list[str]:
@@ -319,6 +328,9 @@ class IptablesFirewall:
     # -- the host as it is ------------------------------------------------------------
     def _current(self, version: int) -> tuple[dict[str, str | None], dict[str, list[str]]]:
         """(our chains -> content hash or None, base chain -> its rules)."""
+        if version in self._cache:
+            have, base = self._cache[version]
+            return dict(have), {k: list(v) for k, v in base.items()}
         out = self._run(self._tool(version, "-save"), "-t", "filter")
         ours: dict[str, str | None] = {}
         base: dict[str, list[str]] = {"FORWARD": [], "INPUT": []}
@@ -344,6 +356,8 @@ class IptablesFirewall:
 
     # -- ipsets --------------------------------------------------------------------------
     def _current_sets(self) -> dict[str, set[str]]:
+        if self._sets_cache is not None:
+            return {n: set(a) for n, a in self._sets_cache.items()}
         out = self._run("ipset", "save", check=False) or ""
         sets: dict[str, set[str]] = {}
         for line in out.splitlines():
@@ -385,11 +399,16 @@ class IptablesFirewall:
         self._sysctl_done = True
 
     def converge(self, ports: list[FirewallPort], rules: dict[str, list[dict]],
-                 members: dict[str, list[str]] | None = None) -> Stats:
+                 members: dict[str, list[str]] | None = None, verify: bool = False) -> Stats:
         """Make the host enforce ``rules`` (group id -> its rules) on ``ports``;
         ``members`` (group id -> addresses) defaults to the addresses of
-        ``ports``."""
+        ``ports``. ``verify`` reads the host's rules back first (done anyway
+        every ``verify_interval`` seconds)."""
         stats = Stats()
+        if verify or time.monotonic() - self._verified_at > self.verify_interval:
+            self._cache.clear()
+            self._sets_cache = None
+            self._verified_at = time.monotonic()
         if members is None:
             members = {}
             for port in ports:
@@ -413,7 +432,9 @@ class IptablesFirewall:
             lines += [f"add {name} {a}" for a in sorted(addrs - have)]
             lines += [f"del {name} {a}" for a in sorted(have - addrs)]
         if lines:
+            self._sets_cache = None
             self._run("ipset", "restore", "-exist", stdin="\n".join(lines) + "\n")
+        self._sets_cache = {n: set(a) for n, (_, a) in wanted_sets.items()}
         # 2. chains, one transaction per family
         for version in (4, 6):
             self._converge_family(version, ports, rules, members, stats)
@@ -421,6 +442,7 @@ class IptablesFirewall:
         stale_sets = [n for n in current_sets if n not in wanted_sets]
         for name in stale_sets:
             self._run("ipset", "destroy", name, check=False)
+            self._sets_cache.pop(name, None)
         # 4. connections that lost their permission
         self._expire_connections(ports, rules, members, stats)
         return stats
@@ -466,15 +488,21 @@ class IptablesFirewall:
         out += [" ".join(_quote(a) for a in b) for b in body]
         out += [f"-X {n}" for n in stale]
         out.append("COMMIT")
+        after = ({} if removing_all else {n: self._hash(r) for n, r in want.items()},
+                 {"FORWARD": [] if removing_all else [f"-A FORWARD -j {fwd}"],
+                  "INPUT": [] if removing_all else [f"-A INPUT -j {inp}"]})
         if len(out) <= 2:
+            self._cache[version] = after
             return
+        self._cache.pop(version, None)
         self._run(self._tool(version, "-restore"), "--noflush", stdin="\n".join(out) + "\n")
+        self._cache[version] = after
         stats.restores += 1
         stats.chains_removed += len(stale)
 
     def remove_all(self) -> Stats:
         """Take every chain, jump and set of ours off the host."""
-        return self.converge([], {}, {})
+        return self.converge([], {}, {}, verify=True)
 
     # -- conntrack --------------------------------------------------------------------------
     def _expire_connections(self, ports, rules, members, stats: Stats) -> None:
@@ -482,13 +510,26 @@ class IptablesFirewall:
         for ports whose rules lost a permission since the last converge)."""
         check = []
         for port in ports:
-            applied = (tuple(port.security_groups), port.port_security_enabled, tuple(
-                (g, tuple(sorted(repr(sorted(r.items())) for r in rules.get(g, []))))
-                for g in port.security_groups), tuple(sorted(members.items(),
-                                                             key=lambda kv: kv[0])).__repr__())
+            # what the port allows: its rules, with remote groups expanded to
+            # their members; a connection can only lose its permission when
+            # something leaves this set
+            allowed = set()
+            for group in port.security_groups:
+                for rule in rules.get(group, []):
+                    key = tuple(sorted((k, str(v)) for k, v in rule.items()
+                                       if k not in ("id", "security_group_id", "remote_group_id",
+                                                    "created_at", "updated_at", "description",
+                                                    "revision_number", "tenant_id",
+                                                    "project_id", "tags")))
+                    remote = rule.get("remote_group_id")
+                    if remote:
+                        allowed |= {key + (("member", m),) for m in members.get(remote, [])}
+                    else:
+                        allowed.add(key)
+            applied = frozenset(allowed) if port.port_security_enabled else None
             before = self._applied.get(port.id)
             self._applied[port.id] = applied
-            if before is not None and before != applied and port.port_security_enabled:
+            if before is not None and applied is not None and before - applied:
                 check.append(port)
         for gone in set(self._applied) - {p.id for p in ports}:
             del self._applied[gone]
