@@ -730,6 +730,8 @@ def parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
                 if last == "":
                     return None
                 n = int(last)
+                if n < 0:
+                    return None
                 if n == 0:
                     continue
                 start, end = max(size - n, 0), size

@@ -12,6 +12,8 @@ import hmac
 import time
 import urllib.parse
 
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.responses import RedirectResponse, Response
 
 from pocketstack.common import errors
@@ -32,7 +34,10 @@ def _redirect(url: str, status: int, message: str) -> Response:
 
 
 async def handle(req, store, account: str, container: str, obj: str, opts) -> Response:
-    form = await req.raw.form(max_files=1000, max_fields=1000)
+    try:
+        form = await req.raw.form(max_files=1000, max_fields=1000)
+    except (HTTPException, MultiPartException) as exc:
+        raise errors.BadRequest(f"FormPost: {getattr(exc, 'detail', None) or exc}") from None
     try:
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         files = [v for _k, v in form.multi_items() if not isinstance(v, str)]

@@ -406,6 +406,9 @@ def test_form_post(cloud, swift):
     fields["signature"] = "0" * 64
     r = httpx.post(cloud.url + path, data=fields, files=files[:1])
     assert r.status_code == 401
+    r = httpx.post(cloud.url + path, content=b"junk",
+                   headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert_swift_error(r, 400)
     big = [("file1", ("c.txt", b"x" * 2000, "text/plain"))]
     fields["signature"] = sig
     r = httpx.post(cloud.url + path, data=fields, files=big)

@@ -51,6 +51,7 @@ def test_ranges():
     assert parse_ranges("bytes=5-2", 10) is None  # malformed: ignored
     assert parse_ranges("items=0-1", 10) is None
     assert parse_ranges("bytes=x-1", 10) is None
+    assert parse_ranges("bytes=--1", 10) is None
     with pytest.raises(errors.RangeNotSatisfiable) as exc:
         parse_ranges("bytes=10-", 10)
     assert exc.value.headers == {"Content-Range": "bytes */10"}
