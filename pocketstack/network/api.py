@@ -119,7 +119,9 @@ def build(service) -> Api:
             reverse = req.flag("page_reverse")
             items, more = mgr.list_page(ctx, kind, filters, sorts=sorts, limit=limit,
                                         marker=marker, page_reverse=reverse)
-            body = {coll.replace("-", "_"): [select(req, i) for i in items]}
+            if req.query.getlist("fields"):
+                items = [select(req, i) for i in items]
+            body = {coll.replace("-", "_"): items}
             if limit and items:
                 base = f"{v2(req)}/{coll}"
                 keep = [(k, v) for k, v in req.query.multi_items()

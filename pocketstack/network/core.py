@@ -395,7 +395,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
             json_at = [i for i, k in enumerate(keys) if isinstance(table.c[k].type,
                                                                    models.JSONType)]
             rows = []
-            for r in result:
+            for r in result.fetchall():
                 r = list(r)
                 for i in json_at:  # decoded here: cheaper than the type's processor
                     r[i] = models.json_value(r[i])
