@@ -104,7 +104,7 @@ def build(service) -> Api:
 
     @api.route("/v2.1/servers/{server_id}", "GET")
     def server_show(req: Request):
-        inst = helpers.instance(req)
+        inst = helpers.refresh_floating([helpers.instance(req)])[0]
         return {"server": helpers.view(req, [inst["uuid"]]).detail(inst, show=True)}
 
     @api.route("/v2.1/servers", "POST", status=202)
@@ -445,6 +445,32 @@ class Helpers:
             raise errors.NotFound(f"Instance {server_id} could not be found.")
         return inst
 
+    def refresh_floating(self, insts: list[dict]) -> list[dict]:
+        """Floating IPs change in the networking service: refresh the cached addresses
+        (Nova's info-cache refresh) and keep the cache in step."""
+        ports = [v["id"] for i in insts for v in i.get("network_info") or []]
+        if not ports or self.conductor.network.manager is None:
+            return insts
+        fips = self.conductor.network.floating_ips(RequestContext_internal(), ports)
+        out = []
+        for inst in insts:
+            changed = False
+            vifs = []
+            for vif in inst["network_info"] or []:
+                wanted = fips.get(vif["id"], [])
+                if sorted(vif.get("floating_ips") or []) != sorted(wanted):
+                    vif = {**vif, "floating_ips": wanted}
+                    changed = True
+                vifs.append(vif)
+            if changed:
+                inst = {**inst, "network_info": vifs}
+                try:
+                    self.conductor.update_instance(inst["uuid"], {"network_info": vifs})
+                except Exception:  # noqa: BLE001 - shown anyway; cached next time
+                    pass
+            out.append(inst)
+        return out
+
     def host_status_fn(self):
         with self.conductor.fast.read() as conn:
             services = {r.host: row(r) for r in conn.execute(
@@ -593,6 +619,8 @@ class Helpers:
         insts = [r for r in rows if all(f(r) for f in python_filters)]
         if python_filters and limit is not None:
             insts = insts[:limit]
+        if detail and len(insts) <= 100:
+            insts = self.refresh_floating([dict(i) for i in insts])
         view = self.view(req) if detail else None
         servers = [view.detail(i) for i in insts] if detail else [
             {"id": i["uuid"], "name": i["display_name"],
@@ -919,6 +947,12 @@ class Helpers:
         from pocketstack.compute.actions import detach_interface
 
         return detach_interface(self, req)
+
+
+def RequestContext_internal():  # noqa: N802 - reads as the class it builds
+    from pocketstack.common.context import RequestContext
+
+    return RequestContext.internal_admin()
 
 
 def _hostname(name: str) -> str:

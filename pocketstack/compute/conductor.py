@@ -388,6 +388,7 @@ class Conductor:
                 for h in member_hosts:
                     spec.group_host_counts[h] = spec.group_host_counts.get(h, 0) + 1
                 if spec.group_policy.startswith("soft-"):
+                    spec.soft_policy = spec.group_policy
                     spec.group_policy = None
         return spec
 

@@ -196,7 +196,11 @@ class NetworkAdapter:
                 self.security_group_id(ctx, name)
 
     def security_group_id(self, ctx: RequestContext, name: str) -> str:
-        found = self._call(("find_security_group", "get_security_group_by_name"), ctx, name)
+        try:
+            found = self._call(("find_security_group", "get_security_group_by_name"), ctx,
+                               name)
+        except errors.NotFound:
+            found = None
         found = _plain(found) if found is not None else None
         if not found:
             raise errors.BadRequest(f"Security group {name} not found for project "
@@ -300,6 +304,23 @@ class NetworkAdapter:
                 pass
             except Exception:  # noqa: BLE001 - a port left behind is logged, delete goes on
                 LOG.exception("freeing port %s", vif.get("id"))
+
+    def floating_ips(self, ctx: RequestContext, port_ids: list[str]) -> dict[str, list[str]]:
+        """Floating addresses by port (shown in a server's addresses)."""
+        manager = self.manager
+        if manager is None or not port_ids or not hasattr(manager, "list_floatingips"):
+            return {}
+        try:
+            fips = manager.list_floatingips(service_context(ctx, None), {"port_id": port_ids})
+        except Exception:  # noqa: BLE001 - addresses fall back to what is cached
+            LOG.exception("reading floating IPs")
+            return {}
+        out: dict[str, list[str]] = {}
+        for fip in fips:
+            fip = _plain(fip)
+            if fip.get("port_id"):
+                out.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
+        return out
 
     def bind_host(self, ctx: RequestContext, network_info: list[dict], host: str) -> None:
         if self.manager is None:

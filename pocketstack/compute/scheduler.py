@@ -59,6 +59,7 @@ class RequestSpec:
     availability_zone: str | None
     force_host: str | None = None
     group_policy: str | None = None
+    soft_policy: str | None = None  # soft-affinity / soft-anti-affinity: a weigher
     group_hosts: set[str] = field(default_factory=set)
     group_max_per_host: int = 1
     group_host_counts: dict[str, int] = field(default_factory=dict)
@@ -220,5 +221,13 @@ def weigh_hosts(hosts: list[HostState], spec: RequestSpec, conf) -> list[HostSta
     multiplier = conf.filter_scheduler.ram_weight_multiplier
     if "RAMWeigher" not in conf.filter_scheduler.weight_classes:
         multiplier = 0.0
-    return sorted(hosts, key=lambda h: (-(h.free_ram(conf) * multiplier), h.running_vms,
-                                        h.host))
+    def soft(h: HostState) -> int:
+        members = spec.group_host_counts.get(h.host, 0)
+        if spec.soft_policy == "soft-anti-affinity":
+            return members
+        if spec.soft_policy == "soft-affinity":
+            return -members
+        return 0
+
+    return sorted(hosts, key=lambda h: (soft(h), -(h.free_ram(conf) * multiplier),
+                                        h.running_vms, h.host))

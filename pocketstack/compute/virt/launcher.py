@@ -206,6 +206,11 @@ def remove_cgroups(dirs: dict[str, str]) -> None:
         set_frozen(dirs, False)
         for pid in pids:
             try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    sys.stderr.write(f"DBG kill {pid} {f.read()[:80]!r} {dirs}\n")
+            except OSError:
+                pass
+            try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass

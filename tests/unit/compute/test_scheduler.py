@@ -88,3 +88,11 @@ def test_ram_weigher_spreads_or_stacks():
                                                   weight_classes=["RAMWeigher"],
                                                   ram_weight_multiplier=-1.0))
     assert names(scheduler.weigh_hosts(hosts, spec(), stack)) == ["a", "b"]
+
+
+def test_soft_policies_weigh():
+    hosts = [host("a"), host("b", ram_used=1000)]
+    soft_anti = spec(soft_policy="soft-anti-affinity", group_host_counts={"a": 2})
+    assert names(scheduler.weigh_hosts(hosts, soft_anti, conf())) == ["b", "a"]
+    soft_aff = spec(soft_policy="soft-affinity", group_host_counts={"b": 1})
+    assert names(scheduler.weigh_hosts(hosts, soft_aff, conf())) == ["b", "a"]
