@@ -122,6 +122,7 @@ def run_action(h, req):
             c.release(s, target["old_host"], target["old_flavor"], vm=False)
         target = c.update_instance(target["uuid"], {"old_flavor": None, "old_host": None})
         c.record_action(ctx, target["uuid"], "confirmResize")
+        c.set_migration_status(target["uuid"], "confirmed")
         c.agents.cast(cdict, inst["old_host"] or target["host"], "confirm_resize",
                       instance=c.agent_view(target))
         return Response(status_code=204)
@@ -139,6 +140,7 @@ def run_action(h, req):
             "vcpus": old_flavor["vcpus"], "memory_mb": old_flavor["ram"],
             "root_gb": old_flavor["disk"] + old_flavor.get("ephemeral", 0)})
         c.record_action(ctx, target["uuid"], "revertResize")
+        c.set_migration_status(target["uuid"], "reverted")
         c.agents.cast(cdict, target["host"], "revert_resize", instance=view)
         return None
     if name == "os-migrateLive":
@@ -309,6 +311,8 @@ def resize(h, req, inst, name, args):
         "flavor": new, "vcpus": new["vcpus"], "memory_mb": new["ram"],
         "root_gb": new["disk"] + new.get("ephemeral", 0), "task_state": "resize_migrating"})
     c.record_action(ctx, target["uuid"], name)
+    c.record_migration(ctx, {**target, "flavor": target["old_flavor"]},
+                       "resize" if name == "resize" else "migration", source, dest, new)
     c.agents.cast(context_dict(ctx), source, "resize_instance",
                   instance=c.agent_view(target), dest_host=dest, new_flavor=new)
     return None
@@ -336,6 +340,7 @@ def live_migrate(h, req, inst, args):
     with c.db.session() as s:
         c.release(s, source, target["flavor"])
     c.record_action(ctx, target["uuid"], "live-migration")
+    c.record_migration(ctx, target, "live-migration", source, dest, target["flavor"])
     c.agents.cast(context_dict(ctx), source, "live_migration",
                   instance=c.agent_view(target), dest_host=dest)
     return None

@@ -1162,6 +1162,84 @@ def register(api, service, helpers) -> None:
         usages = usage_for(req, project)
         return {"tenant_usage": usages[0] if usages else {}}
 
+    # == migrations ============================================================
+
+    def migration_view(req: Request, mig: dict, *, server: bool = False) -> dict:
+        ver = v(req)
+        out = {"id": mig["id"], "instance_uuid": mig["instance_uuid"],
+               "source_compute": mig["source_compute"], "dest_compute": mig["dest_compute"],
+               "source_node": mig["source_compute"], "dest_node": mig["dest_compute"],
+               "dest_host": "127.0.0.1", "status": mig["status"],
+               "created_at": isotime(mig["created_at"], micro=True, z=False),
+               "updated_at": isotime(mig["updated_at"], micro=True, z=False)}
+        if server:
+            out.pop("instance_uuid")
+            out["server_uuid"] = mig["instance_uuid"]
+            out.pop("status")
+            out.update({"status": mig["status"], "memory_total_bytes": None,
+                        "memory_processed_bytes": None, "memory_remaining_bytes": None,
+                        "disk_total_bytes": None, "disk_processed_bytes": None,
+                        "disk_remaining_bytes": None})
+        else:
+            out["old_instance_type_id"] = mig["old_flavor_id"]
+            out["new_instance_type_id"] = mig["new_flavor_id"]
+        if ver >= (2, 23) and not server:
+            out["migration_type"] = mig["migration_type"]
+            if mig["migration_type"] == "live-migration" and mig["status"] in (
+                    "migrating", "running", "preparing", "queued"):
+                out["links"] = [{"rel": "self", "href": (
+                    f"{req.base_url}/v2.1/servers/{mig['instance_uuid']}/migrations/"
+                    f"{mig['id']}")}]
+        if ver >= (2, 59):
+            out["uuid"] = mig["uuid"]
+        if ver >= (2, 80):
+            out["project_id"] = mig["project_id"]
+            out["user_id"] = mig["user_id"]
+        return out
+
+    @api.route("/v2.1/os-migrations", "GET")
+    def migrations_index(req: Request):
+        admin(req, "os_compute_api:os-migrations:index")
+        q = req.query
+        stmt = sa.select(m.migration).order_by(m.migration.c.created_at.desc(),
+                                               m.migration.c.id.desc())
+        for key, col in (("instance_uuid", m.migration.c.instance_uuid),
+                         ("status", m.migration.c.status),
+                         ("migration_type", m.migration.c.migration_type),
+                         ("source_compute", m.migration.c.source_compute),
+                         ("project_id", m.migration.c.project_id),
+                         ("user_id", m.migration.c.user_id)):
+            if q.get(key):
+                stmt = stmt.where(col == q[key])
+        if q.get("host"):
+            stmt = stmt.where(sa.or_(m.migration.c.source_compute == q["host"],
+                                     m.migration.c.dest_compute == q["host"]))
+        with db.reader() as s:
+            rows = [row(r) for r in s.execute(stmt).all()]
+        if v(req) >= (2, 59):
+            if q.get("marker"):
+                ids = [r["uuid"] for r in rows]
+                if q["marker"] not in ids:
+                    raise errors.BadRequest(f"Marker {q['marker']} could not be found.")
+                rows = rows[ids.index(q["marker"]) + 1:]
+            if q.get("limit"):
+                rows = rows[:_int(q["limit"], "limit")]
+        return {"migrations": [migration_view(req, r) for r in rows]}
+
+    @api.route("/v2.1/servers/{server_id}/migrations", "GET")
+    def server_migrations(req: Request):
+        admin(req, "os_compute_api:os-migrations:index")
+        if v(req) < (2, 23):
+            raise errors.NotFound("The resource could not be found.")
+        inst = helpers.instance(req)
+        with db.reader() as s:
+            rows = [row(r) for r in s.execute(sa.select(m.migration).where(
+                m.migration.c.instance_uuid == inst["uuid"],
+                m.migration.c.migration_type == "live-migration",
+                m.migration.c.status.in_(("migrating", "running", "preparing", "queued"))
+            )).all()]
+        return {"migrations": [migration_view(req, r, server=True) for r in rows]}
+
     @api.route("/v2.1/extensions", "GET")
     def extensions(req: Request):
         return {"extensions": []}

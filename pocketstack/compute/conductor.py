@@ -185,6 +185,34 @@ class Conductor:
         else:
             self.fast.tx(lambda conn: conn.execute(sql.INSERT_ACTION, values))
 
+    # -- migrations (resize, cold and live migration) -------------------------------
+
+    def record_migration(self, ctx, inst: dict, kind: str, source: str, dest: str,
+                         new_flavor: dict) -> None:
+        now = utcnow()
+        with self.db.session() as s:
+            ids = dict(s.execute(sa.select(m.flavor.c.flavorid, m.flavor.c.id).where(
+                m.flavor.c.flavorid.in_([inst["flavor"]["flavorid"],
+                                         new_flavor["flavorid"]]))).all())
+            s.execute(m.migration.insert().values(
+                uuid=str(uuid.uuid4()), instance_uuid=inst["uuid"], migration_type=kind,
+                status="migrating" if kind == "live-migration" else "pre-migrating",
+                source_compute=source, dest_compute=dest,
+                old_flavor_id=ids.get(inst["flavor"]["flavorid"]),
+                new_flavor_id=ids.get(new_flavor["flavorid"]),
+                project_id=inst["project_id"], user_id=inst["user_id"], created_at=now,
+                updated_at=now))
+
+    def set_migration_status(self, instance_uuid: str, status: str,
+                             only: tuple[str, ...] | None = None) -> None:
+        with self.db.session() as s:
+            last = s.execute(sa.select(m.migration.c.id, m.migration.c.status).where(
+                m.migration.c.instance_uuid == instance_uuid).order_by(
+                m.migration.c.id.desc()).limit(1)).first()
+            if last is not None and (only is None or last.status in only):
+                s.execute(m.migration.update().where(m.migration.c.id == last.id).values(
+                    status=status, updated_at=utcnow()))
+
     def finish_action(self, instance_uuid: str, result: str, host: str | None,
                       traceback: str | None = None) -> None:
         self.fast.tx(self._finish_action, instance_uuid, result, host, traceback)
@@ -671,6 +699,10 @@ class ConductorEndpoint:
                 else [expected_task_state]
         finish = ("Success", changes.get("host") or None) \
             if changes.get("task_state", "x") is None else None
+        if changes.get("vm_state") == states.RESIZED:
+            self.c.set_migration_status(instance_uuid, "finished")
+        elif changes.get("host") and changes.get("task_state", "x") is None:
+            self.c.set_migration_status(instance_uuid, "completed", only=("migrating",))
         try:
             inst = self.c.update_instance(instance_uuid, changes, expected_task_state=expected,
                                           finish=finish)

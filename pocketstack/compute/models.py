@@ -235,6 +235,23 @@ quota = _table(
     sa.PrimaryKeyConstraint("project_id", "resource"),
 )
 
+migration = _table(
+    "migration",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uuid", UUID, nullable=False, unique=True),
+    sa.Column("instance_uuid", UUID, nullable=False, index=True),
+    sa.Column("migration_type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("source_compute", sa.String(255)),
+    sa.Column("dest_compute", sa.String(255)),
+    sa.Column("old_flavor_id", sa.Integer),
+    sa.Column("new_flavor_id", sa.Integer),
+    sa.Column("project_id", ID),
+    sa.Column("user_id", ID),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime),
+)
+
 # One row per project, locked while a project's usage is counted and changed.
 project_lock = _table(
     "project_lock",

@@ -37,6 +37,7 @@ RULES = [
     RuleDefault("os_compute_api:os-instance-actions:events", ADMIN),
     RuleDefault("os_compute_api:os-server-diagnostics", ADMIN),
     RuleDefault("os_compute_api:os-keypairs:other_user", ADMIN),
+    RuleDefault("os_compute_api:os-migrations:index", ADMIN),
 ]
 
 

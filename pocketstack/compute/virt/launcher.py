@@ -129,17 +129,20 @@ def _own_cgroups() -> dict[str, str]:
 
 
 def cgroup_dirs(uuid: str) -> dict[str, str]:
-    """Where the instance's cgroups go: under our own cgroup in each hierarchy."""
-    own = _own_cgroups()
+    """Where the instance's cgroups go: ``pocketstack/<uuid>`` at the top of each
+    v1 hierarchy we use, or under our own cgroup with cgroup v2 (delegation).
+    (v1: not under our own cgroup, whose manager may act on sub-groups it did
+    not make.)"""
     dirs = {}
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # pure cgroup v2
+        own = _own_cgroups()
         dirs["v2"] = os.path.join("/sys/fs/cgroup" + own.get("", "/").rstrip("/"),
                                   "pocketstack", uuid)
         return dirs
     for c in V1_CONTROLLERS:
         base = f"/sys/fs/cgroup/{c}"
-        if c in own and os.path.isdir(base):
-            dirs[c] = os.path.join(base + own[c].rstrip("/"), "pocketstack", uuid)
+        if os.path.isdir(base):
+            dirs[c] = os.path.join(base, "pocketstack", uuid)
     return dirs
 
 

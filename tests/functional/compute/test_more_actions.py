@@ -59,3 +59,20 @@ def test_rebuild_rescue_shelve_migrate_lock(compute_env):
     actions = {a.action for a in conn.compute.server_actions(server)}
     assert {"create", "rebuild", "rescue", "unrescue", "shelve", "unshelve",
             "migrate"} <= actions
+
+
+def test_migrations_are_recorded(compute_env):
+    env = compute_env(**{"fake.hosts": 2})
+    conn = env.conn
+    server = env.boot(name="mover")
+    conn.compute.resize_server(server, "2")
+    env.wait_status(server, "VERIFY_RESIZE")
+    conn.compute.confirm_server_resize(server)
+    env.wait_status(server, "ACTIVE")
+    source = conn.compute.get_server(server).compute_host
+    conn.compute.live_migrate_server(server, host=None, block_migration="auto")
+    wait_for(lambda: conn.compute.get_server(server).compute_host != source, "moved")
+    env.wait_status(server, "ACTIVE")
+    listed = env.cloud.cli("server", "migration", "list", "--server", server.id)
+    kinds = {(m["Type"], m["Status"]) for m in listed}
+    assert kinds == {("resize", "confirmed"), ("live-migration", "completed")}
