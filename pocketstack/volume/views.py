@@ -15,9 +15,10 @@ def links(base: str, collection: str, id: str) -> list[dict]:
             {"href": f"{base}/{collection}/{id}".replace("/v3/", "/", 1), "rel": "bookmark"}]
 
 
-def volume_attachment(a: dict) -> dict:
+def volume_attachment(a: dict, admin: bool = True) -> dict:
     return {"id": a["volume_id"], "attachment_id": a["id"], "volume_id": a["volume_id"],
-            "server_id": a["instance_uuid"], "host_name": a["attached_host"],
+            "server_id": a["instance_uuid"],
+            "host_name": a["attached_host"] if admin else None,
             "device": a["mountpoint"], "attached_at": t(a["attach_time"])}
 
 
@@ -32,7 +33,7 @@ def volume(base: str, v: dict, version: tuple[int, int], admin: bool) -> dict:
         "status": v["status"], "size": v["size"],
         "availability_zone": v["availability_zone"],
         "created_at": t(v["created_at"]), "updated_at": t(v["updated_at"]),
-        "attachments": [volume_attachment(a) for a in v.get("attachments", [])
+        "attachments": [volume_attachment(a, admin) for a in v.get("attachments", [])
                         if a["attach_status"] == "attached"],
         "bootable": "true" if v["bootable"] else "false",
         "encrypted": False, "multiattach": v["multiattach"],
@@ -41,11 +42,11 @@ def volume(base: str, v: dict, version: tuple[int, int], admin: bool) -> dict:
         "snapshot_id": v["snapshot_id"], "source_volid": v["source_volid"],
         "user_id": v["user_id"], "os-vol-tenant-attr:tenant_id": v["project_id"],
         "replication_status": None, "consistencygroup_id": None,
-        "migration_status": v["migration_status"], "backup_id": v.get("backup_id"),
     }
     if v.get("image_meta"):
         body["volume_image_metadata"] = v["image_meta"]
     if admin:
+        body["migration_status"] = v["migration_status"]
         body["os-vol-host-attr:host"] = v["host"]
         body["os-vol-mig-status-attr:migstat"] = v["migration_status"]
         body["os-vol-mig-status-attr:name_id"] = None
