@@ -236,6 +236,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--repeat", type=int, default=3,
+                   help="rounds of cp / upload / download; the best of each is kept")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
     if args.client:
@@ -255,49 +257,65 @@ def main() -> int:
         size = args.size_mib * MIB
         src = os.path.join(state, "source.raw")
         make_file(src, size)
-        cp_sync = timed_cp(src, os.path.join(state, "copy.raw"), sync=True)
-        cp_plain = timed_cp(src, os.path.join(state, "copy.raw"), sync=False)
         idle = server.status()["VmRSS"]
+        # The machine may be shared: each measure is taken --repeat times, interleaved
+        # with cp, and the best of each is compared.
+        cp_sync = cp_plain = float("inf")
+        up = down = discard = None
+        up_peak = down_peak = 0.0
+        for _round in range(args.repeat):
+            cp_sync = min(cp_sync, timed_cp(src, os.path.join(state, "copy.raw"), sync=True))
+            cp_plain = min(cp_plain, timed_cp(src, os.path.join(state, "copy.raw"),
+                                              sync=False))
+            image = glance.post("/v2/images", json={"name": "big", "disk_format": "raw",
+                                                    "container_format": "bare"}).json()
+            server.reset_peak()
+            cpu0 = server.cpu()
+            before = server.thread_cpu()
+            seen: dict[str, float] = {}
+            done = threading.Event()
 
-        image = glance.post("/v2/images", json={"name": "big", "disk_format": "raw",
-                                                "container_format": "bare"}).json()
-        server.reset_peak()
-        cpu0 = server.cpu()
-        before = server.thread_cpu()
-        seen: dict[str, float] = {}
-        done = threading.Event()
+            def sample(seen=seen, done=done):  # the upload's threads end with it
+                while not done.wait(0.05):
+                    seen.update(server.thread_cpu())
 
-        def sample():  # the upload's worker threads end with it: sample them as it runs
-            while not done.wait(0.05):
-                seen.update(server.thread_cpu())
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            this_up = client("upload", {"port": server.port, "token": token, "file": src,
+                                        "path": f"/image/v2/images/{image['id']}/file"})
+            done.set()
+            sampler.join()
+            seen.update(server.thread_cpu())
+            assert this_up["status"] == 204, this_up
+            this_up["cpu"] = server.cpu() - cpu0
+            this_up["threads"] = sorted((v - before.get(t, 0.0) for t, v in seen.items()),
+                                        reverse=True)
+            up_peak = max(up_peak, server.status()["VmHWM"])
+            shown = glance.get(f"/v2/images/{image['id']}").json()
+            assert shown["status"] == "active" and shown["size"] == size, shown
+            if up is None or this_up["elapsed"] < up["elapsed"]:
+                up = this_up
 
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        up = client("upload", {"port": server.port, "token": token, "file": src,
-                               "path": f"/image/v2/images/{image['id']}/file"})
-        done.set()
-        sampler.join()
-        seen.update(server.thread_cpu())
-        up_cpu = server.cpu() - cpu0
-        by_thread = sorted((v - before.get(t, 0.0) for t, v in seen.items()), reverse=True)
-        up_peak = server.status()["VmHWM"]
-        assert up["status"] == 204, up
-        shown = glance.get(f"/v2/images/{image['id']}").json()
-        assert shown["status"] == "active" and shown["size"] == size, shown
-
-        server.reset_peak()
-        cpu0 = server.cpu()
-        out = os.path.join(state, "download.raw")
-        down = client("download", {"port": server.port, "token": token, "out": out,
-                                   "path": f"/image/v2/images/{image['id']}/file"})
-        down_cpu = server.cpu() - cpu0
-        down_peak = server.status()["VmHWM"]
-        assert down["status"] == 200 and down["bytes"] == size, down
-        os.unlink(out)
+            server.reset_peak()
+            cpu0 = server.cpu()
+            out = os.path.join(state, "download.raw")
+            this_down = client("download", {"port": server.port, "token": token, "out": out,
+                                            "path": f"/image/v2/images/{image['id']}/file"})
+            this_down["cpu"] = server.cpu() - cpu0
+            down_peak = max(down_peak, server.status()["VmHWM"])
+            assert this_down["status"] == 200 and this_down["bytes"] == size, this_down
+            os.unlink(out)
+            if down is None or this_down["elapsed"] < down["elapsed"]:
+                down = this_down
+            # The same download with the bytes thrown away: the server's side alone.
+            this = client("download", {"port": server.port, "token": token,
+                                       "out": os.devnull,
+                                       "path": f"/image/v2/images/{image['id']}/file"})
+            if discard is None or this["elapsed"] < discard["elapsed"]:
+                discard = this
+            glance.delete(f"/v2/images/{image['id']}")
         os.unlink(src)
-        # The same download with the bytes thrown away: what the server itself gives.
-        discard = client("download", {"port": server.port, "token": token, "out": os.devnull,
-                                      "path": f"/image/v2/images/{image['id']}/file"})
+        up_cpu, down_cpu, by_thread = up["cpu"], down["cpu"], up["threads"]
 
         gib = size / 1024 ** 3
         up_rate = size / MIB / up["elapsed"]
@@ -306,6 +324,12 @@ def main() -> int:
                      f"MiB/s)", f"{up_rate:,.0f} MiB/s = {cp_sync / up['elapsed']:.2f} of cp; "
                      f"{up_cpu / gib:.2f} CPU-s/GiB", "≥ 0.5 (issue: 0.7) of cp",
                      cp_sync / up["elapsed"] >= 0.5))
+        # What the same work would take if the cores were not shared with other loads:
+        # the CPU seconds spread over the cores, or the busiest thread if that is longer.
+        bound = max(up_cpu / (os.cpu_count() or 1), by_thread[0] if by_thread else 0)
+        rows.append(("upload if the cores were ours (CPU-bound estimate)",
+                     f"{size / MIB / bound:,.0f} MiB/s = {cp_sync / bound:.2f} of cp",
+                     "(reference only)", True))
         rows.append(("upload CPU-s/GiB of its busiest threads",
                      " / ".join(f"{c / gib:.2f}" for c in by_thread[:4]),
                      "(loop, md5, sha512, write)", True))
