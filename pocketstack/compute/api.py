@@ -416,6 +416,9 @@ def build(service) -> Api:
     from pocketstack.compute import api_resources
 
     api_resources.register(api, service, helpers)
+    from pocketstack.compute import api_proxies
+
+    api_proxies.register(api, service, helpers)
     return api
 
 

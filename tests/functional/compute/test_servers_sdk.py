@@ -215,3 +215,14 @@ def test_microversions_negotiated_and_echoed(compute_env):
     r = httpx.get(f"{url}/v2.1/servers/{server.id}/os-server-password",
                   headers={"X-Auth-Token": token})
     assert r.status_code == 404
+
+
+def test_proxy_apis_exist_before_2_36_only(compute_env):
+    env = compute_env()
+    conn = env.conn
+    images = conn.compute.get("/images/detail", microversion="2.35").json()["images"]
+    assert [i["name"] for i in images] == ["cirros"] and images[0]["status"] == "ACTIVE"
+    nets = conn.compute.get("/os-networks", microversion="2.1").json()["networks"]
+    assert "private" in {n["label"] for n in nets}
+    assert conn.compute.get("/images", microversion="2.36").status_code == 404
+    assert conn.compute.get("/os-networks", microversion="2.36").status_code == 404
