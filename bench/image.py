@@ -131,7 +131,9 @@ class Server:
         self.conf = os.path.join(state, "bench.conf")
         with open(self.conf, "w") as f:
             f.write("[DEFAULT]\nenabled_services = identity,image\n"
-                    f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n")
+                    f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n"
+                    # `up` would build and register the guest image meanwhile: not here.
+                    "\n[guest_image]\nregister = false\n")
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
