@@ -17,7 +17,7 @@ import os
 from pocketstack.volume import commands
 from pocketstack.volume.drivers.base import Driver, DriverError, real_path
 from pocketstack.volume.drivers.libnfs import library
-from pocketstack.volume.drivers.shares import LibnfsShare, LocalShare, Share
+from pocketstack.volume.drivers.shares import LibnfsShare, LocalShare, Share, ShareError
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +36,43 @@ def read_shares_config(path: str) -> list[tuple[str, str | None]]:
         share, _, options = line.partition(" ")
         shares.append((share, options.strip() or None))
     return shares
+
+
+class MountedShare(LocalShare):
+    """A share mounted by the kernel NFS client under nfs_mount_point_base.
+
+    Nothing is ever written to the mount point while the share is not mounted
+    there (it would land on the local disk): the share is then down, and each
+    capacity check tries to mount it again."""
+
+    def __init__(self, share: str, mount_point: str, options: str | None, timeout: float):
+        super().__init__(mount_point, name=share, protocol="nfs", export=share)
+        self.options = options
+        self.timeout = timeout
+        self.ensure(quiet=True)
+
+    def ensure(self, quiet: bool = False) -> None:
+        if commands.is_mounted(self.path):
+            return
+        try:
+            commands.mount_nfs(self.name, self.path, self.options, self.timeout)
+        except commands.CommandError as exc:
+            if not quiet:
+                raise ShareError(f"NFS share {self.name} is not mounted: {exc}") from exc
+            LOG.error("cannot mount %s: %s", self.name, exc)
+
+    def _p(self, filename: str) -> str:
+        if not commands.is_mounted(self.path):
+            raise ShareError(f"NFS share {self.name} is not mounted at {self.path}")
+        return super()._p(filename)
+
+    def capacity(self) -> tuple[int, int]:
+        self.ensure()
+        return super().capacity()
+
+    def listdir(self) -> list[str]:
+        self._p("")
+        return super().listdir()
 
 
 class NfsDriver(Driver):
@@ -64,13 +101,8 @@ class NfsDriver(Driver):
         if client == "libnfs":
             return LibnfsShare(share, timeout=self.timeout)
         mount_point = os.path.join(base, hashlib.md5(share.encode()).hexdigest())
-        if not commands.is_mounted(mount_point):
-            try:
-                commands.mount_nfs(share, mount_point,
-                                   options or self.options.nfs_mount_options, self.timeout)
-            except commands.CommandError as exc:
-                LOG.error("cannot mount %s: %s", share, exc)
-        return LocalShare(mount_point, name=share, protocol="nfs", export=share)
+        return MountedShare(share, mount_point, options or self.options.nfs_mount_options,
+                            self.timeout)
 
     def op_timeout(self, size_gb: int = 0) -> float:
         # copies get time in proportion to their size; metadata operations the base

@@ -191,3 +191,18 @@ def test_volume_from_image_on_nfs(pocketstack_cloud_factory, nfs_server, tmp_pat
     path = nfs_server.local(share) / f"volume-{vol.id}"
     assert path.stat().st_size == GiB
     assert pattern_at(str(path), 0, 1 << 20, 0x5c)
+
+
+def test_unmountable_share_is_down_and_nothing_lands_on_local_disk(pocketstack_cloud_factory,
+                                                                    tmp_path):
+    """nfs_client=mount with a share that cannot be mounted (here: no kernel NFS
+    client): the pool is down, volumes go to error, the mount point stays empty."""
+    overrides = nfs_overrides(tmp_path, ["127.0.0.254:/nowhere"],
+                              **{"nfs.nfs_client": "mount", "nfs.nfs_timeout": 5.0,
+                                 "nfs.nfs_mount_point_base": str(tmp_path / "mnt")})
+    cloud = pocketstack_cloud_factory(**overrides)
+    bs = cloud.connect().block_storage
+    vol = bs.create_volume(size=1)
+    wait_status(lambda: bs.get_volume(vol.id), "error")
+    for root, _dirs, names in os.walk(tmp_path / "mnt"):
+        assert names == [], root
