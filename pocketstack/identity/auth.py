@@ -84,9 +84,23 @@ class Authenticator:
             raise errors.BadRequest("Invalid input for field 'identity/password/user/password': "
                                     "a password is required.")
         user = self._find_user(spec)
-        if user is None or not self.identity.check_user_password(user, secret):
+        if user is None:
+            # Spend the same bcrypt time as for a real user: the answer's timing must
+            # not tell which user names exist.
+            core.backends.may_block()
+            core.check_password(secret, self._dummy_hash())
+            raise errors.Unauthorized(AUTH_FAILED)
+        if not self.identity.check_user_password(user, secret):
             raise errors.Unauthorized(AUTH_FAILED)
         return user
+
+    _dummy: str | None = None
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = core.hash_password(new_audit_id(),
+                                             self.conf.identity.password_hash_rounds)
+        return self._dummy
 
     def _find_user(self, spec: dict) -> dict | None:
         if spec.get("id"):
