@@ -237,6 +237,12 @@ def build(service) -> Api:
             if size <= 0:
                 raise errors.BadRequest(f"Invalid input received: Volume size '{size}' must "
                                         "be an integer and greater than 0.")
+        if v.get("multiattach"):
+            raise errors.BadRequest("multiattach parameter has been removed. The default "
+                                    "behavior is to use multiattach enabled volume types. "
+                                    "Contact your administrator to create a multiattach "
+                                    "enabled volume type and use it to create multiattach "
+                                    "volumes.")
         backup_id = v.get("backup_id")
         if backup_id and not at_least(req, (3, 47)):
             raise errors.BadRequest("Creating a volume from a backup requires microversion "
@@ -246,8 +252,8 @@ def build(service) -> Api:
             description=v.get("description", v.get("display_description")),
             metadata=v.get("metadata"), volume_type=v.get("volume_type"),
             availability_zone=v.get("availability_zone"), source_volid=v.get("source_volid"),
-            snapshot_id=v.get("snapshot_id"), image_id=v.get("imageRef"), backup_id=backup_id,
-            multiattach=bool(v.get("multiattach", False)),
+            snapshot_id=v.get("snapshot_id"), image_id=v.get("imageRef") or v.get("image_id"),
+            backup_id=backup_id,
             scheduler_hints=body.get("OS-SCH-HNT:scheduler_hints"))
         return {"volume": render_volume(req, vol)}
 

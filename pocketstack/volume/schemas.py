@@ -14,8 +14,8 @@ volume_create = {"type": "object", "properties": {"volume": {
         "size": size, "volume_type": id_or_null, "availability_zone": id_or_null,
         "source_volid": id_or_null, "snapshot_id": id_or_null, "imageRef": id_or_null,
         "backup_id": id_or_null, "metadata": metadata, "multiattach": boolean,
-        "consistencygroup_id": id_or_null, "group_id": id_or_null,
-    }, "additionalProperties": False}, "OS-SCH-HNT:scheduler_hints": {
+        "consistencygroup_id": id_or_null, "group_id": id_or_null, "image_id": id_or_null,
+    }, "additionalProperties": True}, "OS-SCH-HNT:scheduler_hints": {
         "type": ["object", "null"]}},
     "required": ["volume"], "additionalProperties": False}
 
