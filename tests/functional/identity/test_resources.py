@@ -392,3 +392,17 @@ def test_application_credential_access_rules(cloud, http):
                      password=creds["password"], project_name=creds["project_name"])
     assert [x["ID"] for x in rows] == [rule_id]
     me.close()
+
+
+def test_list_limit_truncates(pocketstack_cloud_factory):
+    cloud = pocketstack_cloud_factory(**{"enabled_services": ["identity"],
+                                         "identity.list_limit": 2})
+    http = Http(cloud)
+    http.token = http.admin_token()
+    for i in range(3):
+        http.post("/v3/users", json={"user": {"name": f"many-{i}"}})
+    body = http.get("/v3/users").json()
+    assert len(body["users"]) == 2 and body["truncated"] is True
+    body = http.get("/v3/users", params={"name": "many-1"}).json()
+    assert [u["name"] for u in body["users"]] == ["many-1"] and "truncated" not in body
+    http.close()
