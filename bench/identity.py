@@ -209,11 +209,12 @@ def bcrypt_limit() -> tuple[float, float]:
     import bcrypt
 
     hashed = bcrypt.hashpw(b"x" * 20, bcrypt.gensalt(12))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(3):
         bcrypt.checkpw(b"x" * 20, hashed)
     one = (time.perf_counter() - started) / 3
-    return one, (os.cpu_count() or 1) / one
+    one_cpu = (time.process_time() - cpu) / 3
+    return one, (os.cpu_count() or 1) / one, one_cpu
 
 
 def main() -> int:
@@ -260,7 +261,7 @@ def main() -> int:
         listing = drive(server, [{"method": "GET", "path": "/identity/v3/users",
                                   "headers": admin}], d, c)
         rss, hwm = server.rss_mb()
-        hash_time, limit = bcrypt_limit()
+        hash_time, limit, hash_cpu = bcrypt_limit()
 
         def row(name, result, goal, ok):
             bad = f", {result['bad']} errors" if result["bad"] else ""
@@ -271,7 +272,8 @@ def main() -> int:
             validate["rate"] >= 2500)
         row("token rescope (POST, token method)", rescope, "≥ 1,500/s", rescope["rate"] >= 1500)
         row("password token issue", issue,
-            f"bcrypt limit {limit:.1f}/s ({os.cpu_count()} cores ÷ {hash_time * 1000:.0f} ms)",
+            f"bcrypt limit {limit:.1f}/s ({os.cpu_count()} cores ÷ {hash_time * 1000:.0f} ms; "
+            f"a hash is {hash_cpu * 1000:.0f} ms CPU)",
             issue["rate"] >= 0.8 * limit)
         row(f"GET /v3/users ({data['users']} users)", listing, "≥ 100/s", listing["rate"] >= 100)
         rows.append(("cold start to first token (fresh state)",
