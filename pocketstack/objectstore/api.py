@@ -760,6 +760,7 @@ def stream_response(body, status: int, headers: dict[str, str], handle) -> Respo
             async for chunk in body:
                 yield chunk
         finally:
+            await body.aclose()  # finishes any read ahead before the file closes
             handle.close()
 
     return StreamingResponse(guarded(), status, headers=headers,

@@ -467,21 +467,41 @@ class ObjectStore:
                     async for chunk in self.stream(inner, part.start, part.end):
                         yield chunk
                     continue
+            ahead: asyncio.Future | None = None
             try:
                 pos = part.start
-                while pos < part.end:
-                    n = min(self.chunk_size, part.end - pos)
-                    if n <= SMALL:
-                        data = handle.read(pos, n)
-                    else:
-                        data = await self._io(handle.read, pos, n)
+                if part.end - pos <= SMALL:
+                    data = handle.read(pos, part.end - pos)
+                    if len(data) != part.end - pos:
+                        raise errors.Conflict("Object shrank while being read.")
+                    yield data
+                    continue
+                if part.end - pos > 4 * self.chunk_size:
+                    handle.sequential()
+                # One read ahead: the disk works on the next chunk while this one
+                # goes out to the client.
+                ahead = self._read_ahead(handle, pos, part.end)
+                while ahead is not None:
+                    data = await ahead
+                    ahead = None
                     if not data:
                         raise errors.Conflict("Object shrank while being read.")
                     pos += len(data)
+                    if pos < part.end:
+                        ahead = self._read_ahead(handle, pos, part.end)
                     yield data
             finally:
+                if ahead is not None:
+                    try:
+                        await ahead
+                    except Exception:
+                        pass
                 if owned:
                     handle.close()
+
+    def _read_ahead(self, handle: OpenObject, pos: int, end: int) -> asyncio.Future:
+        n = min(self.chunk_size, end - pos)
+        return asyncio.ensure_future(self._io(handle.read, pos, n))
 
     # -- objects: writing -----------------------------------------------------
 

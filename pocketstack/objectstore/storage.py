@@ -100,6 +100,13 @@ class OpenObject:
     def read(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
 
+    def sequential(self) -> None:
+        """Tell the kernel a long sequential read follows (bigger readahead)."""
+        try:
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except (OSError, AttributeError):
+            pass
+
     def read_all(self) -> bytes:
         chunks, offset = [], 0
         while offset < self.size:
