@@ -111,3 +111,32 @@ def test_body_shorter_than_length_is_not_stored(swift, store):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert swift.head("s/short").status_code == 404
+
+
+def test_disconnect_mid_download_closes_the_file(swift, store):
+    assert swift.put("g").status_code == 201
+    assert swift.put("g/big", content=os.urandom(16 * 1024 * 1024)).status_code == 201
+    path = store.disk.path(swift.account, "g", "big")
+
+    def open_count() -> int:
+        n = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}") == path:
+                    n += 1
+            except OSError:
+                pass
+        return n
+
+    url = urllib.parse.urlsplit(swift.cloud.url)
+    for _ in range(3):
+        sock = socket.create_connection((url.hostname, url.port))
+        sock.sendall((f"GET /object-store/v1/{swift.account}/g/big HTTP/1.1\r\nHost: x\r\n"
+                      f"X-Auth-Token: {swift.token}\r\n\r\n").encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.close()
+    deadline = time.monotonic() + 20
+    while open_count():
+        assert time.monotonic() < deadline, "the object file stayed open"
+        time.sleep(0.05)
+    assert swift.get("g/big").status_code == 200
