@@ -157,6 +157,15 @@ def cmd_image_build(args) -> int:
     return 0
 
 
+def cmd_compute_agent(args) -> int:
+    """Compute agents without a database: they reach the conductor over the bus."""
+    conf = _load(args)
+    _logging(conf)
+    from pocketstack.compute import agent
+
+    return agent.serve(conf)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pocketstack",
                                 description="An OpenStack-compatible cloud in one package.")
@@ -201,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--size-mb", type=int, default=64)
     build.add_argument("--debs-dir", help="build from these .deb files (no download)")
     build.set_defaults(func=cmd_image_build)
+
+    compute_agent = sub.add_parser(
+        "compute-agent", parents=[common],
+        help="run this host's compute agent(s) (no database: [DEFAULT] transport_url "
+             "names the bus the conductor listens on)")
+    compute_agent.set_defaults(func=cmd_compute_agent)
 
     sample = sub.add_parser("config-sample", help="print a sample configuration file")
     sample.add_argument("--output")

@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     conf = config.load(args.config_file)
     logging.basicConfig(level=logging.DEBUG if conf.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return serve(conf)
+
+
+def serve(conf) -> int:
     if not conf.transport_url:
-        parser.error("[DEFAULT] transport_url must name a message bus the conductor "
-                     "listens on (e.g. rabbit://guest:guest@127.0.0.1:5672/)")
+        print("[DEFAULT] transport_url must name the message bus the conductor listens on "
+              "(e.g. rabbit://guest:guest@127.0.0.1:5672/)", flush=True)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

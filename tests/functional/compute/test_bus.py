@@ -54,7 +54,7 @@ def test_agent_process_without_database_boots_servers(compute_env, tmp_path):
                          f"state_path = {agent_state}\nreport_interval = 1\n\n"
                          "[fake]\nhosts = 2\nhost_prefix = remote-\n")
     log = open(tmp_path / "agent.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "pocketstack.compute.agent",
+    proc = subprocess.Popen([sys.executable, "-m", "pocketstack", "compute-agent",
                              "--config-file", str(conf_file)], stdout=log,
                             stderr=subprocess.STDOUT, cwd=str(tmp_path),
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
