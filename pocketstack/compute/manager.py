@@ -199,12 +199,20 @@ class ComputeManager:
                                             f"Build of instance {inst['uuid']} aborted: {exc}")
                 return
         power = self.driver.get_info(inst).state
-        reply = self.conductor.instance_update(
-            ctx, inst["uuid"], {"vm_state": states.ACTIVE, "task_state": None,
-                                "power_state": power, "launched_at": "now"},
-            expected_task_state=[states.SPAWNING, states.SCHEDULING, states.NETWORKING])
+        try:
+            reply = self.conductor.instance_update(
+                ctx, inst["uuid"], {"vm_state": states.ACTIVE, "task_state": None,
+                                    "power_state": power, "launched_at": "now"},
+                expected_task_state=[states.SPAWNING, states.SCHEDULING, states.NETWORKING])
+        except rpc.RPCError as exc:
+            if exc.kind != "NotFound":
+                raise
+            reply = {"updated": False, "task_state": states.DELETING}
         if reply and not reply.get("updated") and reply.get("task_state") == states.DELETING:
-            pass  # a delete raced the build: its terminate message removes the guest
+            # a delete raced the build (its terminate may even have run first): the
+            # guest must not outlive the server
+            with self._locks[inst["uuid"]]:
+                self.driver.destroy(inst, network_info or [])
 
     def terminate_instance(self, ctx, instance, **_):
         inst = instance

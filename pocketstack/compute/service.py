@@ -36,6 +36,9 @@ class ComputeService(Service):
         if conf.baremetal.driver:
             raise ValueError("[baremetal] driver is set, but bare-metal hosts are not "
                              "supported; unset it")
+        if conf.cells.enable:
+            LOG.warning("[cells] enable is set, but cells v1 is not supported: every host "
+                        "is in the one cell '%s'", conf.cells.name)
         if conf.firewall_driver and "Noop" not in conf.firewall_driver:
             LOG.warning("[DEFAULT] firewall_driver=%s ignored: security groups are enforced "
                         "by the networking service", conf.firewall_driver)

@@ -226,3 +226,16 @@ def test_proxy_apis_exist_before_2_36_only(compute_env):
     assert "private" in {n["label"] for n in nets}
     assert conn.compute.get("/images", microversion="2.36").status_code == 404
     assert conn.compute.get("/os-networks", microversion="2.36").status_code == 404
+
+
+def test_delete_during_build_leaves_no_guest(compute_env):
+    env = compute_env(**{"fake.hosts": 1, "fake.boot_delay": 0.5})
+    conn = env.conn
+    servers = [env.boot(name=f"short-{i}", wait=False) for i in range(3)]
+    for s in servers:
+        conn.compute.delete_server(s)
+    for s in servers:
+        conn.compute.wait_for_delete(s, interval=0.02, wait=60)
+    agent = env.cloud.cloud.services["compute"].agents[0]
+    wait_for(lambda: agent.driver.list_instances() == [], "guests removed")
+    assert list(conn.network.ports(device_owner="compute:nova")) == []
