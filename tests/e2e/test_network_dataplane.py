@@ -198,7 +198,7 @@ def test_live_dhcp_update_restart_convergence_and_clean_teardown(env):
     # a new port: the hosts file gains it, dnsmasq is reloaded, not restarted
     b = env.boot(env.conn, net, "conv-b")
     driver.wait_converged()
-    assert b["port"].mac_address in open(os.path.join(ddir, "host")).read()
+    assert b["port"].mac_address in open(os.path.join(ddir, "hosts", "hosts")).read()
     assert int(open(os.path.join(ddir, "pid")).read()) == pid_before
     env.booted(b)
     # kill dnsmasq and the metadata proxy behind the agent's back; take a

@@ -8,12 +8,15 @@ For a network with an IPv4 subnet that has ``enable_dhcp``:
   addresses, plus 169.254.169.254/32 for metadata), a veth whose host end
   ``tap<port>`` is on the network's switch;
 - dnsmasq in it serves fixed leases only (``static`` ranges): one line per
-  port in ``<dir>/host`` (MAC, hostname, IP), options per subnet in
-  ``<dir>/opts`` (router, DNS, MTU, host routes; the metadata route
+  port in ``<dir>/hosts/hosts`` (MAC, hostname, IP), options per subnet in
+  ``<dir>/opts/opts`` (router, DNS, MTU, host routes; the metadata route
   169.254.169.254/32 via the DHCP port when the subnet has no router).
-  Changes rewrite the files and SIGHUP dnsmasq, so unchanged leases carry
-  on untouched; the process is restarted only when its command line
-  (ranges, interface) changes;
+  dnsmasq watches those directories (``--dhcp-hostsdir``/``--dhcp-optsdir``,
+  inotify), so a new port is served without touching the process. Only when
+  a line goes away (a port deleted or changed), or the command line changes
+  (ranges, interface), is dnsmasq restarted; leases live in its lease file,
+  so clients keep theirs either way. (No SIGHUP: dnsmasq 2.90 crashes
+  answering the next new client after a SIGHUP reload of its host file.)
 - the metadata proxy listens on 169.254.169.254:80 in it.
 
 Ownership: ``<state_path>/dhcp/<network>/`` exists for every network this
@@ -127,6 +130,8 @@ class DhcpAgent:
         tap, inner = tap_name(port["id"]), ns_device(port["id"])
         links = self.ip.ns_links(ns)
         if inner not in links or not self.ip.exists(tap):
+            LOG.info("dhcp: (re)making port %s of network %s (links %s, tap %s)", port["id"],
+                     nid, sorted(links), self.ip.exists(tap))
             self.ip.delete(tap)
             if inner in links:
                 self.ip.ip("-n", ns, "link", "delete", inner, check=False)
@@ -217,8 +222,8 @@ class DhcpAgent:
         cmd = ["ip", "netns", "exec", ns_name(network["id"]), "dnsmasq", "--no-hosts",
                "--no-resolv", "--port=0", "--bind-interfaces", f"--interface={inner}",
                "--except-interface=lo", f"--user={user}", "--group=" + _group(owner.st_gid),
-               f"--pid-file={directory}/pid", f"--dhcp-hostsfile={directory}/host",
-               f"--dhcp-optsfile={directory}/opts", f"--dhcp-leasefile={directory}/leases",
+               f"--pid-file={directory}/pid", f"--dhcp-hostsdir={directory}/hosts",
+               f"--dhcp-optsdir={directory}/opts", f"--dhcp-leasefile={directory}/leases",
                f"--log-facility={directory}/dnsmasq.log", "--log-dhcp", "--conf-file=/dev/null",
                f"--domain={self.dns_domain}", "--dhcp-authoritative"]
         size = 0
@@ -243,19 +248,30 @@ class DhcpAgent:
 
     def _dnsmasq(self, snap: Snapshot, network: dict, port: dict, inner: str) -> None:
         directory = self._net_dir(network["id"])
-        changed = _write_if_changed(os.path.join(directory, "host"),
-                                    "\n".join(self.host_lines(snap, network)) + "\n")
-        changed |= _write_if_changed(os.path.join(directory, "opts"),
-                                     "\n".join(self.opt_lines(snap, network, port)) + "\n")
+        removed = False
+        for name, lines in (("hosts", self.host_lines(snap, network)),
+                            ("opts", self.opt_lines(snap, network, port))):
+            os.makedirs(os.path.join(directory, name), exist_ok=True)
+            path = os.path.join(directory, name, name)
+            try:
+                with open(path) as f:
+                    old = {line for line in f.read().splitlines() if line}
+            except FileNotFoundError:
+                old = set()
+            removed |= bool(old - set(lines))
+            _write_if_changed(path, "\n".join(lines) + "\n")
         cmd = self.command(network, snap, inner)
         restart = _write_if_changed(os.path.join(directory, "cmdline"), "\n".join(cmd))
         pid_file = os.path.join(directory, "pid")
         pid = self._pid(pid_file, directory)
         for stray in _pids_with(f"--pid-file={pid_file}", "dnsmasq"):
             if stray != pid:  # a dnsmasq of ours the pid file does not name
+                LOG.info("dhcp: stopping stray dnsmasq %s of network %s", stray, network["id"])
                 self.rw.run("kill", "-TERM", str(stray))
                 _wait_gone(stray)
-        if pid is not None and restart:
+        if pid is not None and (restart or removed):
+            LOG.info("dhcp: restarting dnsmasq of %s (%s)", network["id"],
+                     "new command line" if restart else "entries removed")
             self.rw.run("kill", "-TERM", str(pid))
             _wait_gone(pid)
             pid = None
@@ -263,9 +279,19 @@ class DhcpAgent:
             self.rw.execute(*cmd)
             _wait_for(lambda: self._pid(pid_file, directory))
             LOG.info("dhcp: dnsmasq started for network %s", network["id"])
-        elif changed:
-            self.rw.execute("kill", "-HUP", str(pid))
-            LOG.debug("dhcp: dnsmasq of %s reloaded", network["id"])
+
+    def healthy(self) -> bool:
+        """Every served network has its dnsmasq (and proxy) running."""
+        for nid in self.served():
+            directory = self._net_dir(nid)
+            if not os.path.exists(os.path.join(directory, "cmdline")):
+                continue
+            if self._pid(os.path.join(directory, "pid"), directory) is None:
+                return False
+            if self.enable_metadata and self._pid(
+                    os.path.join(directory, "metadata-proxy.pid"), nid) is None:
+                return False
+        return True
 
     # -- metadata proxy ------------------------------------------------------------------
 
@@ -285,6 +311,7 @@ class DhcpAgent:
     # -- teardown --------------------------------------------------------------------------
 
     def disable(self, network_id: str) -> None:
+        LOG.info("dhcp: disabling network %s", network_id)
         directory = self._net_dir(network_id)
         proxy_pid = self._pid(os.path.join(directory, "metadata-proxy.pid"), network_id)
         try:  # the proxy exits by itself once its pid file is gone

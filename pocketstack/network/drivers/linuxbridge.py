@@ -172,7 +172,8 @@ class LinuxBridgeDriver(NetworkDriver):
                 break
             now_taps = self._taps()
             now = time.monotonic()
-            if not woke and now_taps == taps and now - last < interval:
+            if not woke and now_taps == taps and now - last < interval and \
+                    self.dhcp.healthy():
                 continue
             self.state.changed.clear()
             taps, last = now_taps, now
