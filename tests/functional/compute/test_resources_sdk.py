@@ -80,6 +80,13 @@ def test_limits_usage_services_and_zones(compute_env):
     for _ in range(3):
         assert env.boot(name="not-on-1").compute_host == "fake-2"
     conn.compute.enable_service(fake1, fake1.host, fake1.binary)
+    fake2 = next(s for s in services if s.host == "fake-2")
+    conn.compute.update_service_forced_down(fake2, fake2.host, fake2.binary, True)
+    down = {s.host: s for s in conn.compute.services()}
+    assert down["fake-2"].state == "down" and down["fake-2"].is_forced_down
+    assert env.boot(name="not-on-2").compute_host == "fake-1"
+    conn.compute.update_service_forced_down(fake2, fake2.host, fake2.binary, False)
+    assert {s.host: s.state for s in conn.compute.services()}["fake-2"] == "up"
     zones = [z.name for z in conn.compute.availability_zones()]
     assert zones == ["nova"]
     usage = conn.compute.get("/os-simple-tenant-usage?detailed=1").json()["tenant_usages"]
