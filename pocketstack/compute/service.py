@@ -1,4 +1,36 @@
-"""The compute service: API, conductor, and the in-process fake compute hosts."""
+"""The compute service (Nova): API, conductor, scheduler and compute agents.
+
+How a boot flows (the seed's no-db-compute)::
+
+    POST /compute/v2.1/servers  (api.py: validation, flavor/image/network checks)
+      -> Conductor.create_instances  (quota-checked rows, one transaction)
+      -> cast conductor "build_instances"  (the bus; the conductor's workers)
+      -> Conductor.build_one: scheduler filters/weighers + atomic claim on the
+         chosen node, ports created and bound in the networking service,
+         volumes attached through block storage
+      -> cast compute.<host> "build_and_run_instance"  (manager.ComputeManager)
+      -> driver.spawn  (virt/base.py ComputeDriver; virt/fake.py)
+      -> call conductor "instance_update"  (ACTIVE, power state, launched_at)
+
+Only the conductor (in this process) touches the database; agents get their
+state over the bus and have no database settings (``pocketstack
+compute-agent`` runs them elsewhere, with ``[DEFAULT] transport_url``).
+Messages are versioned (rpcapi.py). ``[fake] hosts = N`` runs N simulated
+hosts in this process. The metadata service is mounted at ``/metadata``.
+
+nova.conf options honoured: ``[DEFAULT] compute_driver``,
+``cpu/ram/disk_allocation_ratio``, ``reserved_host_memory_mb``,
+``transport_url``, ``control_exchange``, ``default_schedule_zone``,
+``report_interval``, ``service_down_time``, ``max_user_data_size``,
+``firewall_driver``/``security_group_api`` (security groups are always
+the networking service's: other firewall drivers are logged and ignored),
+``[conductor] workers``, ``[cells] enable`` (one cell; warned),
+``[baremetal] driver`` (refused), ``[trusted_computing]
+attestation_server``/``attestation_trusted_hosts`` (TrustedFilter),
+``[filter_scheduler] enabled_filters``/``weight_classes``/
+``ram_weight_multiplier``, ``[quota]``, ``[neutron]
+metadata_proxy_shared_secret``.
+"""
 
 from __future__ import annotations
 
