@@ -463,9 +463,12 @@ class ObjectStore:
                     handle.close()
                     raise errors.Conflict(f"Segment /{part.container}/{part.name} changed.")
                 if handle.meta.sys.get("slo") or handle.meta.headers.get("X-Object-Manifest"):
-                    inner = self.parts_of(handle, depth=1)
-                    async for chunk in self.stream(inner, part.start, part.end):
-                        yield chunk
+                    try:
+                        inner = self.parts_of(handle, depth=1)
+                        async for chunk in self.stream(inner, part.start, part.end):
+                            yield chunk
+                    finally:
+                        handle.close()
                     continue
             ahead: asyncio.Future | None = None
             try:
@@ -523,17 +526,18 @@ class ObjectStore:
         max_size = self.opts.max_file_size if limit is None else limit
         pending: asyncio.Future | None = None
         chunks: list[bytes] = []
-        buffered = 0
+        buffered = total = 0
         try:
             async for chunk in _chunks(body, self.chunk_size):
                 if not chunk:
                     continue
                 chunks.append(chunk)
                 buffered += len(chunk)
-                if writer.size + buffered > max_size:
+                total += len(chunk)
+                if total > max_size:
                     raise errors.RequestEntityTooLarge("Your request is too large.")
                 if on_size is not None:
-                    on_size(writer.size + buffered)
+                    on_size(total)
                 if buffered >= self.chunk_size:
                     # Hash and write on an I/O thread while the next chunks arrive.
                     if pending is not None:
@@ -571,8 +575,8 @@ class ObjectStore:
         if if_none_match and self.read_meta(account, container, name) is not None:
             raise errors.PreconditionFailed()
         on_size = None
-        if check_quota:
-            on_size = self._quota_guard(account, cinfo, content_length)
+        if check_quota and self._has_quota(account, cinfo):
+            on_size = await self._io(self._quota_guard, account, cinfo, content_length)
         writer = await self.write_body(body, expected_size=content_length, on_size=on_size)
         try:
             if content_length is not None and writer.size != content_length:
@@ -588,6 +592,11 @@ class ObjectStore:
             writer.abort()
             raise
         return await self._install(writer, meta, cinfo, if_none_match=if_none_match)
+
+    def _has_quota(self, account: str, cinfo: ContainerInfo) -> bool:
+        return bool(cinfo.get("X-Container-Meta-Quota-Bytes")
+                    or cinfo.get("X-Container-Meta-Quota-Count")
+                    or self.account_meta(account).get("X-Account-Meta-Quota-Bytes"))
 
     def _quota_guard(self, account: str, cinfo: ContainerInfo, length: int | None):
         """Quota checks (413) before and while a body streams in."""
