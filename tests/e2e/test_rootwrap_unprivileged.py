@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 import uuid
@@ -67,3 +68,82 @@ def test_agent_as_unprivileged_user_uses_only_rootwrap(unprivileged_user):
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert ns not in listed
+
+
+# The container driver as an unprivileged agent: every root action (netns,
+# loop mount, the launcher) goes through rootwrap's daemon or its one-shot
+# form under sudo.
+BOOT = textwrap.dedent("""
+    import json, os, sys, time, uuid
+    from oslo_config import cfg
+    from pocketstack import rootwrap
+    from pocketstack.compute.virt import container, images, launcher  # noqa: F401
+    from pocketstack.compute.virt.base import PowerState
+    import oslo_rootwrap.client, oslo_rootwrap.jsonrpc, multiprocessing.managers  # noqa
+    import multiprocessing.connection, shlex, shutil, subprocess, hmac, hashlib  # noqa
+    uid, gid, rw_conf, state, image = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
+                                       sys.argv[4], sys.argv[5])
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("state_path")])
+    rootwrap.register_opts(conf)
+    container.register_opts(conf)
+    conf([])
+    conf.set_override("state_path", state)
+    conf.set_override("daemon_command", " ".join(
+        ["sudo", "-n", sys.executable, "-m", "pocketstack.rootwrap", "daemon", rw_conf]),
+        group="rootwrap")
+    os.chdir("/")
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    drv = container.ContainerDriver(conf, "unprivileged-host")
+    assert not drv.rootwrap.in_process
+    inst = {"uuid": str(uuid.uuid4()), "hostname": "rw-guest",
+            "flavor": {"vcpus": 1, "ram": 96}}
+    out = {"euid": os.geteuid(), "uuid": inst["uuid"]}
+    drv.spawn(inst, {"id": "guest", "local_path": image}, [])
+    out["running"] = drv.get_info(inst).state == PowerState.RUNNING
+    out["pid"] = drv._record(inst["uuid"])["pid"]
+    deadline = time.monotonic() + 30
+    while "pocketstack-guest: booting" not in drv.get_console_output(inst):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    out["console"] = drv.get_console_output(inst)
+    drv.power_off(inst, timeout=5)
+    out["stopped"] = drv.get_info(inst).state == PowerState.SHUTDOWN
+    drv.destroy(inst, [])
+    out["left"] = drv.list_instances()
+    drv.rootwrap.close()
+    print(json.dumps(out))
+""")
+
+
+def test_unprivileged_agent_boots_an_instance_through_rootwrap(unprivileged_user, guest_image):
+    import shutil as sh
+    import tempfile
+
+    from tests.e2e.conftest import host_leftovers
+
+    # somewhere the unprivileged user can reach (pytest's tmp is root-only)
+    top = tempfile.mkdtemp(prefix="pocketstack-rw-", dir="/var/tmp")
+    try:
+        os.chmod(top, 0o755)
+        state = os.path.join(top, "state")
+        os.mkdir(state)
+        os.chown(state, unprivileged_user["uid"], unprivileged_user["gid"])
+        image = os.path.join(top, "guest.raw")
+        sh.copyfile(guest_image, image)
+        os.chmod(image, 0o644)
+        proc = subprocess.run([PYTHON, "-c", BOOT, str(unprivileged_user["uid"]),
+                               str(unprivileged_user["gid"]), unprivileged_user["conf"], state,
+                               image], capture_output=True, text=True, timeout=180)
+    finally:
+        sh.rmtree(top, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["euid"] == unprivileged_user["uid"] != 0
+    assert result["running"] and result["stopped"]
+    assert "pocketstack-guest: booting" in result["console"]
+    assert result["left"] == []
+    assert host_leftovers(result["uuid"]) == []
