@@ -1218,8 +1218,13 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         record them; raises IpAddressGenerationFailure / IpAddressAlreadyAllocated."""
         fixed = []
         if requested is None:
-            v4 = [x for x in subnets if x["ip_version"] == 4]
-            v6 = [x for x in subnets if x["ip_version"] == 6]
+            # subnet-service-types: subnets reserved for this device_owner first,
+            # else the subnets reserved for nobody
+            eligible = [x for x in subnets if device_owner and
+                        device_owner in x["service_types"]] or \
+                [x for x in subnets if not x["service_types"]]
+            v4 = [x for x in eligible if x["ip_version"] == 4]
+            v6 = [x for x in eligible if x["ip_version"] == 6]
             for family in (v4, [x for x in v6 if not ipam.is_auto_address(x)]):
                 if not family:
                     continue

@@ -525,7 +525,7 @@ class L3Mixin:
                                         f"{data['floating_network_id']} is not a valid external "
                                         "network.", kind="BadRequest")
             self.check_quota(s, project, "floatingip")
-            fixed = None
+            fixed = None  # any IPv4 subnet of the network (service types respected)
             if data.get("floating_ip_address") or data.get("subnet_id"):
                 entry = {}
                 if data.get("subnet_id"):
@@ -533,31 +533,11 @@ class L3Mixin:
                 if data.get("floating_ip_address"):
                     entry["ip_address"] = data["floating_ip_address"]
                 fixed = [entry]
-            else:
-                fixed = [{"subnet_id": sid} for sid in s.execute(sa.select(S.c.id).where(
-                    S.c.network_id == net["id"], S.c.ip_version == 4).order_by(
-                    S.c.created_at, S.c.id)).scalars()][:1] or None
-                if fixed is None:
-                    raise errors.BadRequest(f"Bad floatingip request: Network {net['id']} does "
-                                            "not contain any IPv4 subnet", kind="BadRequest")
-            try:
-                port = self._service_port(s, ctx, dict(net), "", FIP_OWNER, fip_id, fixed)
-            except errors.Conflict as err:
-                if err.kind == "IpAddressGenerationFailure":
-                    for sid in s.execute(sa.select(S.c.id).where(
-                            S.c.network_id == net["id"], S.c.ip_version == 4,
-                            S.c.id != fixed[0].get("subnet_id")).order_by(
-                            S.c.created_at)).scalars():
-                        try:
-                            port = self._service_port(s, ctx, dict(net), "", FIP_OWNER, fip_id,
-                                                      [{"subnet_id": sid}])
-                            break
-                        except errors.Conflict:
-                            continue
-                    else:
-                        raise
-                else:
-                    raise
+            elif s.execute(sa.select(S.c.id).where(S.c.network_id == net["id"],
+                                                   S.c.ip_version == 4).limit(1)).first() is None:
+                raise errors.BadRequest(f"Bad floatingip request: Network {net['id']} does "
+                                        "not contain any IPv4 subnet", kind="BadRequest")
+            port = self._service_port(s, ctx, dict(net), "", FIP_OWNER, fip_id, fixed)
             address = next(f["ip_address"] for f in port["fixed_ips"]
                            if ipaddress.ip_address(f["ip_address"]).version == 4)
             assoc = {"port_id": None, "fixed_ip_address": None, "router_id": None}

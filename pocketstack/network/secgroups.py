@@ -337,7 +337,10 @@ class SecurityGroupMixin:
 
     def create_security_group_rule(self, ctx: RequestContext, body: dict) -> dict:
         data = A.convert("security_group_rule", RULE_ATTRS, {"security_group_rule": body})
-        data.pop("remote_address_group_id", None)
+        address_group = data.pop("remote_address_group_id", None)
+        if address_group is not None:  # no address groups here: none can be found
+            raise errors.NotFound(f"Address group {address_group} could not be found.",
+                                  kind="AddressGroupNotFound")
         owner = self.owner_for(ctx, dict(data))
 
         def txn(s):

@@ -220,3 +220,14 @@ def test_bulk_create(admin):
     assert_error(r, 409, "IpAddressGenerationFailure")
     after = len(admin.get("/ports", params={"network_id": net["id"]}).json()["ports"])
     assert before == after
+
+
+def test_subnet_service_types(admin):
+    net = admin.create("network", name="svc")
+    reserved = admin.create("subnet", network_id=net["id"], cidr="10.4.0.0/24", ip_version=4,
+                            service_types=["network:floatingip"])
+    general = admin.create("subnet", network_id=net["id"], cidr="10.5.0.0/24", ip_version=4)
+    plain = admin.create("port", network_id=net["id"])
+    assert plain["fixed_ips"][0]["subnet_id"] == general["id"]
+    special = admin.create("port", network_id=net["id"], device_owner="network:floatingip")
+    assert special["fixed_ips"][0]["subnet_id"] == reserved["id"]
