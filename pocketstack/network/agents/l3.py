@@ -224,13 +224,16 @@ class L3Agent:
             except Exception:  # noqa: BLE001 - other routers still converge
                 LOG.exception("l3: router %s", router["id"])
         stale = (owned | set(wanted)) - set(wanted)
+        left = set()
         for router_id in stale:
             try:
                 self.remove_router(router_id)
             except Exception:  # noqa: BLE001
                 LOG.exception("l3: removing router %s", router_id)
+            if self.ip.ns_exists(ns_name(router_id)):
+                left.add(router_id)  # tried again next pass
         if stale:
-            self._save_owned(set(wanted))
+            self._save_owned(set(wanted) | left)
 
     def _bind(self, port: dict) -> None:
         if port.get("binding:host_id") != self.host and self.update_port is not None:

@@ -137,6 +137,7 @@ class OvsBackend(L2Backend):
         self.bridge_prefix = bridge_prefix
         self._ready = False
         self._vlans: dict[str, int] | None = None
+        self._plugged: dict[str, int] = {}  # qvo -> tag, as set by this object
 
     # -- bridges ------------------------------------------------------------------------
     def _ensure_bridge(self, name: str) -> None:
@@ -236,6 +237,20 @@ class OvsBackend(L2Backend):
         suffix = device[3:14]
         qbr, qvb, qvo = f"qbr{suffix}", f"qvb{suffix}", f"qvo{suffix}"
         rw = self.ovs.rw
+
+        def master(dev: str) -> str | None:
+            try:
+                return os.path.basename(os.readlink(f"/sys/class/net/{dev}/master"))
+            except OSError:
+                return None
+
+        def up(dev: str) -> bool:
+            try:
+                with open(f"/sys/class/net/{dev}/flags") as f:
+                    return bool(int(f.read(), 16) & 1)
+            except (OSError, ValueError):
+                return False
+
         if not os.path.exists(f"/sys/class/net/{qbr}"):
             rw.execute("ip", "link", "add", qbr, "type", "bridge", "stp_state", "0",
                        "forward_delay", "0")
@@ -243,22 +258,21 @@ class OvsBackend(L2Backend):
             rw.run("ip", "link", "delete", qvo)
             rw.execute("ip", "link", "add", qvb, "type", "veth", "peer", "name", qvo)
             # the user-space datapath forwards what it gets: let the kernel
-            # complete checksums before packets leave for it
+            # complete checksums before packets leave the bridge for it
             rw.run("ethtool", "-K", qvb, "tx", "off")
-            rw.run("ethtool", "-K", qvo, "tx", "off")
-        for dev, master in ((device, qbr), (qvb, qbr)):
-            try:
-                current = os.path.basename(os.readlink(f"/sys/class/net/{dev}/master"))
-            except OSError:
-                current = None
-            if current != master:
-                rw.execute("ip", "link", "set", dev, "master", master)
-        for dev in (qbr, qvb, qvo, device):
-            rw.execute("ip", "link", "set", dev, "up")
-        self.ovs.vsctl("--may-exist", "add-port", self.br_int, qvo, "--", "set", "Port", qvo,
-                       f"tag={vlan}", "--", "set", "Interface", qvo,
-                       f'external_ids:attached-network="{network["id"]}"',
-                       f'external_ids:ps-device="{device}"')
+        for dev in (qbr, qvo):
+            if not up(dev):
+                rw.execute("ip", "link", "set", dev, "up")
+        for dev in (qvb, device):
+            if master(dev) != qbr or not up(dev):
+                rw.execute("ip", "link", "set", dev, "master", qbr, "up")
+        if self._plugged.get(qvo) != vlan:
+            # no need to wait for ovs-vswitchd: nothing here uses the port's number
+            self.ovs.vsctl("--no-wait", "--may-exist", "add-port", self.br_int, qvo, "--",
+                           "set", "Port", qvo, f"tag={vlan}", "--", "set", "Interface", qvo,
+                           f'external_ids:attached-network="{network["id"]}"',
+                           f'external_ids:ps-device="{device}"')
+            self._plugged[qvo] = vlan
 
     def remove_network(self, switch: str) -> None:
         net_id = switch.partition(":")[2]
@@ -291,6 +305,7 @@ class OvsBackend(L2Backend):
 
     def _unplug(self, qvo: str) -> None:
         suffix = qvo[3:]
+        self._plugged.pop(qvo, None)
         self.ovs.vsctl("--if-exists", "del-port", self.br_int, qvo)
         rw = self.ovs.rw
         for dev in (f"qvb{suffix}", f"qbr{suffix}"):
@@ -313,6 +328,7 @@ class OvsBackend(L2Backend):
                 self.ovs.vsctl("--if-exists", "del-br", bridge)
         self._ready = False
         self._vlans = None
+        self._plugged.clear()
 
     def _external_bridges(self) -> set[str]:
         return {self.external_bridge(p) for p in self.physical}

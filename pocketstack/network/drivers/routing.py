@@ -158,8 +158,8 @@ class RoutingMixin:
 
     # -- convergence ----------------------------------------------------------------------------
     def converge(self) -> None:
-        generation = self.state.generation
         for _round in range(3):
+            generation = self.state.generation
             snap = self.state.snapshot()
             with self.state._lock:  # noqa: SLF001
                 routers = copy.deepcopy(self.routers)
@@ -180,7 +180,6 @@ class RoutingMixin:
             # L2 agent then serves: go round again while that changes the state
             if not failed and self.state.generation == generation:
                 break
-            generation = self.state.generation
         with self._converged:
             self.passes += 1
             self.converged_generation = generation
