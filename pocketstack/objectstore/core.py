@@ -361,7 +361,7 @@ class ObjectStore:
         """Delete an empty container (409 otherwise); the index's writer does it, so
         no object can be indexed into it meanwhile."""
         try:
-            self.index.submit(Index.op_delete_container, account, name).result()
+            self.index.submit(Index.op_delete_container, account, name, durable=True).result()
         finally:
             self._containers.pop((account, name), None)
 

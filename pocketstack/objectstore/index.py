@@ -110,11 +110,15 @@ class Index:
             self._thread.join(10)
             self._thread = None
 
-    def submit(self, op, *args) -> Future:
-        """Queue ``op(conn, *args)``; the future resolves once it is committed."""
+    def submit(self, op, *args, durable: bool = False) -> Future:
+        """Queue ``op(tx, *args)``; the future resolves once it is committed.
+        ``durable`` operations (container deletion) commit alone with a full sync,
+        as they cannot be rebuilt from the files."""
         fut: Future = Future()
         if self._thread is None:
             self.start()
+        if durable:
+            fut.durable = True  # type: ignore[attr-defined]
         self._queue.put((op, args, fut))
         return fut
 
@@ -154,7 +158,16 @@ class Index:
                         for _op, _args, fut in batch:
                             fut.set_exception(exc)
                         continue
-                if not self._apply(conn, batch):
+                plain = [b for b in batch if not getattr(b[2], "durable", False)]
+                ok = self._apply(conn, plain) if plain else True
+                for item in batch:
+                    if not getattr(item[2], "durable", False):
+                        continue
+                    if ok:
+                        ok = self._apply_durably(conn, item)
+                    else:
+                        item[2].set_exception(RuntimeError("index connection lost"))
+                if not ok:
                     conn.invalidate()
                     conn.close()
                     conn = None
@@ -165,6 +178,16 @@ class Index:
                 if self.db.dialect == "sqlite":
                     conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")
                 conn.close()
+
+    def _apply_durably(self, conn, item) -> bool:
+        sqlite = self.db.dialect == "sqlite"
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")
+        try:
+            return self._apply(conn, [item])
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
 
     def _apply(self, conn, batch) -> bool:
         """Apply a batch in one transaction; False when the connection failed."""
