@@ -266,18 +266,25 @@ def main() -> None:
         body = {"port": {"network_id": net2["id"]}}
         pool = 65533
         target = int(pool * 0.99)
+        # three rounds of 100 at each end; the quickest round counts (the
+        # machine is shared: a burst of other work should not decide the ratio)
         timed_posts(client, body, 10, server)  # warm up
-        first, first_cpu = timed_posts(client, body, 100, server)
-        fill(state, net2["id"], sub2["id"], project, target - 220)
+        firsts = [timed_posts(client, body, 100, server) for _ in range(3)]
+        fill(state, net2["id"], sub2["id"], project, target - 620)
         timed_posts(client, body, 10, server)
-        last, last_cpu = timed_posts(client, body, 100, server)
+        lasts = [timed_posts(client, body, 100, server) for _ in range(3)]
+        first = min((r[0] for r in firsts), key=sum)
+        last = min((r[0] for r in lasts), key=sum)
+        first_cpu = min(r[1] for r in firsts)
+        last_cpu = min(r[1] for r in lasts)
+        print(f"allocation in a /16 filled to {100 * target / pool:.0f}%: first 100 "
+              f"{1000 * sum(first):.0f} ms, last 100 {1000 * sum(last):.0f} ms, wall ratio "
+              f"{sum(last) / sum(first):.2f}; server CPU ratio "
+              f"{last_cpu / max(first_cpu, 1e-9):.2f} (goal <= 1.2; the anchor compares CPU); "
+              f"median {1000 * statistics.median(first):.2f} / "
+              f"{1000 * statistics.median(last):.2f} ms")
         r = client.get("/ports", params={"network_id": net2["id"], "limit": 1,
                                          "sort_key": "created_at", "sort_dir": "desc"})
-        print(f"allocation in a /16 filled to {100 * target / pool:.0f}%: first 100 "
-              f"{1000 * sum(first):.0f} ms, last 100 {1000 * sum(last):.0f} ms, ratio "
-              f"{sum(last) / sum(first):.2f} (goal <= 1.2); server CPU ratio "
-              f"{last_cpu / max(first_cpu, 1e-9):.2f}; median "
-              f"{1000 * statistics.median(first):.2f} / {1000 * statistics.median(last):.2f} ms")
         last_port = r.json()["ports"][0]
         print(f"  last address handed out: {last_port['fixed_ips'][0]['ip_address']}")
     finally:
