@@ -151,10 +151,11 @@ class DataPlane:
         container driver makes it."""
         from pocketstack.network.agents.l2 import tap_name
 
-        subnet = self.topo.snap.subnets[port["fixed_ips"][0]["subnet_id"]]
-        plen = subnet["cidr"].split("/")[1]
+        subnets = self.topo.snap.subnets
+        subnet = subnets[port["fixed_ips"][0]["subnet_id"]]
         vm = self.lab.instance(None, None, name, port["mac_address"],
-                               [f"{f['ip_address']}/{plen}" for f in port["fixed_ips"]],
+                               [f"{f['ip_address']}/{subnets[f['subnet_id']]['cidr'].split('/')[1]}"
+                                for f in port["fixed_ips"]],
                                tap=tap_name(port["id"]),
                                gateway=gateway if gateway else subnet["gateway_ip"])
         self.instances[name] = vm

@@ -194,3 +194,34 @@ def test_metadata_through_the_router(dataplane, tmp_path):
         dp.l3.converge(topo.snap, {}, {})
         agent.stop()
         service.shutdown()
+
+
+def test_ipv6_forwarding(dataplane):
+    """IPv6 subnets on both sides: routed (no NAT for IPv6), default route
+    through the external IPv6 gateway."""
+    dp, topo = dataplane, dataplane.topo
+    ext_sub, router, (sub,) = build(dp)
+    ext6 = topo.subnet(topo.snap.networks[ext_sub["network_id"]], "2001:db8:9::/64",
+                       gateway="2001:db8:9::1")
+    sub6 = topo.subnet(topo.snap.networks[sub["network_id"]], "fd00:9::/64")
+    for port in topo.snap.ports.values():
+        if port["device_owner"] == "network:router_gateway":
+            port["fixed_ips"].append({"subnet_id": ext6["id"], "ip_address": "2001:db8:9::10"})
+        elif port["device_owner"] == "network:router_interface":
+            port["fixed_ips"].append({"subnet_id": sub6["id"], "ip_address": "fd00:9::1"})
+    vm_port = topo.port(sub, "10.10.0.8")
+    vm_port["fixed_ips"].append({"subnet_id": sub6["id"], "ip_address": "fd00:9::8"})
+    sh(dp.outside, "ip", "addr", "add", "2001:db8:9::1/64", "dev", "eth0", "nodad")
+    sh(dp.outside, "ip", "route", "add", "fd00:9::/64", "via", "2001:db8:9::10")
+    dp.converge()
+    vm = dp.instance(vm_port, "v6")
+    sh(vm["ns"], "ip", "-6", "route", "add", "default", "via", "fd00:9::1")
+    dp.converge()
+    server = TcpServer(dp.outside, PORT, bind="::", name="outside")
+    dp.lab.cleanups.append(server.stop)
+    ns = f"qrouter-{router['id']}"
+    assert sh(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding").strip() == "1"
+    assert "default via 2001:db8:9::1" in sh(ns, "ip", "-6", "route")
+    assert tcp(vm["ns"], "2001:db8:9::1", PORT) == "ok fd00:9::8 outside hello"
+    # IPv4 still goes out SNAT'ed
+    assert tcp(vm["ns"], OUT_IP, PORT) == "ok 203.0.113.10 outside hello"
