@@ -99,6 +99,23 @@ def build(service) -> Api:
                 zones = [z for z in zones if z[key] == value]
         return {"availability_zones": zones}
 
+    @api.route("/v2.0/network-ip-availabilities", "GET")
+    def ip_availabilities(req: Request):
+        filters: dict[str, list] = {}
+        for key, value in req.query.multi_items():
+            if key not in RESERVED:
+                filters.setdefault(key, []).append(value)
+        items = mgr.ip_availabilities(req.context, filters)
+        return {"network_ip_availabilities": [select(req, i) for i in items]}
+
+    @api.route("/v2.0/network-ip-availabilities/{id}", "GET")
+    def ip_availability(req: Request):
+        found = mgr.ip_availabilities(req.context, {"network_id": req.path_params["id"]})
+        if not found:
+            raise errors.NotFound(f"Network {req.path_params['id']} could not be found.",
+                                  kind="NetworkNotFound")
+        return {"network_ip_availability": select(req, found[0])}
+
     # -- generic CRUD --------------------------------------------------------
 
     def list_handler(coll: str, member: str, kind: str):

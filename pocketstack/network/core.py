@@ -1572,6 +1572,45 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                 pass
         return count
 
+    # -- network IP availability (admin) ----------------------------------
+
+    def ip_availabilities(self, ctx: RequestContext, filters: dict | None = None) -> list:
+        """Totals and use of each network's subnets (``network-ip-availability``)."""
+        if not ctx.is_admin:
+            raise nerr.policy_denied("get_network_ip_availability")
+        filters = dict(filters or {})
+        net_filters = {}
+        for key, name in (("network_id", "id"), ("network_name", "name"),
+                          ("project_id", "project_id"), ("tenant_id", "project_id")):
+            if key in filters:
+                net_filters[name] = filters[key]
+        networks = self.list_networks(ctx, net_filters)
+        ip_version = filters.get("ip_version")
+        if isinstance(ip_version, list):
+            ip_version = ip_version[0]
+        out = []
+        with self.db.reader() as s:
+            for net in networks:
+                subs = []
+                for row in self.subnets_of(s, net["id"]):
+                    if ip_version is not None and str(row["ip_version"]) != str(ip_version):
+                        continue
+                    total = sum(b - a + 1 for a, b in ipam.pools_to_ints(
+                        row["allocation_pools"]))
+                    used = s.execute(sa.select(sa.func.count()).select_from(IPA).where(
+                        IPA.c.subnet_id == row["id"])).scalar_one()
+                    subs.append({"subnet_id": row["id"], "subnet_name": row["name"],
+                                 "cidr": row["cidr"], "ip_version": row["ip_version"],
+                                 "total_ips": total, "used_ips": used})
+                if ip_version is not None and not subs:
+                    continue
+                out.append({"network_id": net["id"], "network_name": net["name"],
+                            "tenant_id": net["project_id"], "project_id": net["project_id"],
+                            "total_ips": sum(x["total_ips"] for x in subs),
+                            "used_ips": sum(x["used_ips"] for x in subs),
+                            "subnet_ip_availability": subs})
+        return out
+
     def full_state(self) -> dict:
         """Everything a data-plane driver should contain (``NetworkDriver.resync``)."""
         admin = RequestContext.internal_admin()

@@ -30,6 +30,8 @@ EXTENSIONS = [
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
     ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a "
                                                    "network resource."),
+    ("network-ip-availability", "Network IP Availability",
+     "Provides IP availability data for each network and subnet."),
     ("pagination", "Pagination support", "Extension that indicates that pagination is "
                                          "enabled."),
     ("port-security", "Port Security", "Provides port security"),

@@ -199,3 +199,19 @@ def test_auto_allocated_topology_and_manager_calls(cloud, make_tenant, admin, ma
     assert tenant.http.delete(f"/auto-allocated-topology/{tenant.project_id}"
                               ).status_code == 204
     assert tenant.http.get("/routers").json()["routers"] == []
+
+
+def test_network_ip_availability(conn, cloud, make_tenant, admin):
+    net = conn.network.create_network(name="avail")
+    subnet = conn.network.create_subnet(network_id=net.id, cidr="10.8.0.0/28", ip_version=4)
+    for _ in range(3):
+        conn.network.create_port(network_id=net.id)
+    found = conn.network.get_network_ip_availability(net.id)
+    assert found.total_ips == 13 and found.used_ips == 3
+    assert found.subnet_ip_availability == [{
+        "subnet_id": subnet.id, "subnet_name": "", "cidr": "10.8.0.0/28", "ip_version": 4,
+        "total_ips": 13, "used_ips": 3}]
+    rows = cloud.cli("ip", "availability", "list")
+    assert any(r["Network ID"] == net.id and r["Total IPs"] == 13 for r in rows)
+    tenant = make_tenant()
+    assert_error(tenant.http.get("/network-ip-availabilities"), 403)
