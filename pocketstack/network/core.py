@@ -1334,9 +1334,7 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         pairs = self._check_pairs(data["allowed_address_pairs"])
         dhcp_opts = self._check_dhcp_opts(data["extra_dhcp_opts"])
         port_id = new_id()
-        if "project_id" not in data and ctx.project_id != project:
-            pass
-        sg_ids_cache: dict = {}
+        seen: dict = {}
 
         def txn(s):
             net = self._network_for_port(s, ctx, data["network_id"], project)
@@ -1360,9 +1358,6 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                     raise nerr.policy_denied("create_port:fixed_ips:ip_address")
             groups = self._security_groups_for(s, ctx, project, data.get("security_groups"),
                                                port_security)
-            if groups and requested is not None and not requested and \
-                    data.get("security_groups"):
-                pass
             mac = data.get("mac_address")
             if mac is not None:
                 if s.execute(sa.select(P.c.id).where(P.c.network_id == net["id"],
@@ -1388,8 +1383,9 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
             if port["host_id"]:
                 vif_type, vif_details, status = self._bind(render.port(port), net,
                                                            port["host_id"])
+                # Neutron counts the binding as two more revisions
                 port.update(vif_type=vif_type, vif_details=vif_details, status=status,
-                            revision_number=3 if vif_type != "binding_failed" else 3)
+                            revision_number=3)
             s.execute(P.insert(), port)
             if alloc_rows:
                 s.execute(IPA.insert(), alloc_rows)
@@ -1398,12 +1394,12 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
                           [{"port_id": port_id, "security_group_id": g} for g in groups])
             if port["tags"]:
                 self.set_tags_rows(s, port_id, port["tags"])
-            sg_ids_cache["net"] = net
+            seen["net"] = net
             return port
 
         row = self.run(txn)
         port = render.port(row)
-        net = sg_ids_cache["net"]
+        net = seen["net"]
         self.notify("port_created", port, render.network(net, []))
         return self.scrub(ctx, "port", dict(port))
 

@@ -187,8 +187,6 @@ class L3Mixin:
     def _service_port(self, s, ctx, net: dict, project: str, owner: str, device_id: str,
                       fixed_ips: list[dict] | None, port_id: str | None = None) -> dict:
         """Insert a port the cloud owns (gateway, interface, floating IP) in ``s``."""
-        from pocketstack.network.core import IPA as _IPA  # noqa: F401
-
         port_id = port_id or str(uuid.uuid4())
         subnets = [dict(r) for r in s.execute(sa.select(S).where(
             S.c.network_id == net["id"]).order_by(S.c.created_at, S.c.id)).mappings()]
