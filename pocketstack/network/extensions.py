@@ -18,6 +18,9 @@ EXTENSIONS = [
     ("external-net", "Neutron external network", "Adds external network attribute to network "
                                                  "resource."),
     ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    ("extraroute-atomic", "Atomically add/remove extra routes",
+     "Edit extra routes of a router on server side by atomically adding/removing extra "
+     "routes"),
     ("ext-gw-mode", "Neutron L3 Configurable external gateway mode",
      "Extension of the router abstraction for specifying whether SNAT should occur on the "
      "external gateway"),

@@ -138,6 +138,12 @@ def test_routers_and_floating_ips_sdk(conn):
     with pytest.raises(openstack.exceptions.BadRequestException):
         conn.network.update_router(router, routes=[{"destination": "192.168.0.0/16",
                                                     "nexthop": "10.99.0.1"}])
+    router = conn.network.add_extra_routes_to_router(router, body={"router": {"routes": [
+        {"destination": "192.169.0.0/16", "nexthop": "10.0.0.201"}]}})
+    assert len(router.routes) == 2
+    router = conn.network.remove_extra_routes_from_router(router, body={"router": {
+        "routes": [{"destination": "192.169.0.0/16", "nexthop": "10.0.0.201"}]}})
+    assert router.routes == [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.200"}]
     port = conn.network.create_port(network_id=net.id)
     fip = conn.network.create_ip(floating_network_id=ext.id, floating_ip_address="172.24.4.99")
     assert fip.floating_ip_address == "172.24.4.99" and fip.status == "DOWN"
