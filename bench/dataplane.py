@@ -93,8 +93,11 @@ def pct(values, p):
 
 
 def ping_rtt(ns_pid_or_ns: list[str], target: str) -> float:
-    out = subprocess.run([*ns_pid_or_ns, "ping", "-c", "50", "-i", "0.01", "-q", target],
-                         capture_output=True, text=True, check=True).stdout
+    proc = subprocess.run([*ns_pid_or_ns, "ping", "-c", "50", "-i", "0.01", "-q", target],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ping failed: {proc.stdout} {proc.stderr}")
+    out = proc.stdout
     # rtt min/avg/max/mdev = a/b/c/d ms
     return float(out.strip().splitlines()[-1].split("=")[1].split("/")[1])
 
@@ -182,7 +185,10 @@ def main() -> int:
                 done = in_netns(ns, ssh_until_login, ip, key, start + 120)
             except TimeoutError:
                 agent = next(a.driver for a in cloud.cloud.services["compute"].agents)
-                print(agent.get_console_output({"uuid": server.id}))
+                print(agent.get_console_output({"uuid": server.id})[-600:])
+                ddir = os.path.join(driver.dhcp.dir, net.id)
+                print(os.listdir(ddir), open(os.path.join(ddir, "hosts", "hosts")).read())
+                print(open(os.path.join(ddir, "dnsmasq.log")).read()[-2500:])
                 raise
             times.append(done - start)
             if os.environ.get("BENCH_DEBUG"):
@@ -218,6 +224,16 @@ def main() -> int:
             time.sleep(1)
         time.sleep(3)
         after = meminfo_available_kb()
+        no_dhcp = [s for s in servers
+                   if " bound " not in compute_driver.get_console_output({"uuid": s.id})]
+        if no_dhcp:
+            print(f"{len(no_dhcp)} guests got no DHCP lease")
+            if os.environ.get("BENCH_DEBUG"):
+                ddir = os.path.join(driver.dhcp.dir, net.id)
+                print(os.listdir(ddir), open(os.path.join(ddir, "hosts", "hosts")).read())
+                print([p.mac_address for p in conn.network.ports(device_id=no_dhcp[0].id)])
+                print("".join(line for line in open(os.path.join(ddir, "dnsmasq.log"))
+                              if "sent size" not in line and "requested" not in line)[-3000:])
         guest_kb = sum(compute_driver.get_info({"uuid": s.id}).mem_kb for s in servers)
         print(f"{len(servers)} instances ({booted} booted): host MemAvailable drop "
               f"{(before - after) / len(servers) / 1024:.1f} MiB per instance; "

@@ -276,9 +276,31 @@ class DhcpAgent:
             _wait_gone(pid)
             pid = None
         if pid is None:
+            self._prune_leases(directory, self.host_lines(snap, network))
             self.rw.execute(*cmd)
             _wait_for(lambda: self._pid(pid_file, directory))
             LOG.info("dhcp: dnsmasq started for network %s", network["id"])
+
+    @staticmethod
+    def _prune_leases(directory: str, host_lines: list[str]) -> None:
+        """Forget leases of ports that no longer exist (dnsmasq is stopped): their
+        addresses may already belong to new ports (what Neutron's dhcp_release
+        does for a running dnsmasq)."""
+        wanted = set()
+        for line in host_lines:
+            mac, _name, ip = line.split(",")[:3]
+            wanted.add((mac.lower(), ip))
+        path = os.path.join(directory, "leases")
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return
+        kept = [line for line in lines
+                if len(line.split()) >= 3 and (line.split()[1].lower(), line.split()[2]) in wanted]
+        if kept != lines:
+            with open(path, "w") as f:
+                f.write("".join(line + "\n" for line in kept))
 
     def healthy(self) -> bool:
         """Every served network has its dnsmasq (and proxy) running."""
