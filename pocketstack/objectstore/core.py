@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import mmap
 import os
 import time
 import urllib.parse
@@ -35,11 +36,12 @@ from pocketstack.common import errors
 from pocketstack.common.db import Database
 from pocketstack.objectstore import models
 from pocketstack.objectstore.index import ContainerGone, Index
-from pocketstack.objectstore.storage import DiskStore, ObjectMeta, OpenObject
+from pocketstack.objectstore.storage import ALIGN, DiskStore, ObjectMeta, OpenObject
 
 LOG = logging.getLogger(__name__)
 
 SMALL = 64 * 1024  # reads and writes up to this size stay on the event loop
+DIRECT_READ_MIN = 8 * 1024 * 1024  # reads of this much of one object skip the page cache
 
 OBJECT_HEADERS = ("Content-Disposition", "Content-Encoding", "X-Delete-At",
                   "X-Object-Manifest")
@@ -471,6 +473,7 @@ class ObjectStore:
                         handle.close()
                     continue
             ahead: asyncio.Future | None = None
+            buf = None
             try:
                 pos = part.start
                 if part.end - pos <= SMALL:
@@ -479,11 +482,14 @@ class ObjectStore:
                         raise errors.Conflict("Object shrank while being read.")
                     yield data
                     continue
-                if part.end - pos > 4 * self.chunk_size:
+                if part.end - pos >= DIRECT_READ_MIN and self.disk.direct_io and \
+                        handle.go_direct():
+                    buf = mmap.mmap(-1, self.chunk_size + ALIGN)
+                elif part.end - pos > 4 * self.chunk_size:
                     handle.sequential()
                 # One read ahead: the disk works on the next chunk while this one
                 # goes out to the client.
-                ahead = self._read_ahead(handle, pos, part.end)
+                ahead = self._read_ahead(handle, pos, part.end, buf)
                 while ahead is not None:
                     data = await ahead
                     ahead = None
@@ -491,7 +497,7 @@ class ObjectStore:
                         raise errors.Conflict("Object shrank while being read.")
                     pos += len(data)
                     if pos < part.end:
-                        ahead = self._read_ahead(handle, pos, part.end)
+                        ahead = self._read_ahead(handle, pos, part.end, buf)
                     yield data
             finally:
                 if ahead is not None:
@@ -499,11 +505,15 @@ class ObjectStore:
                         await ahead
                     except Exception:
                         pass
+                if buf is not None:
+                    buf.close()
                 if owned:
                     handle.close()
 
-    def _read_ahead(self, handle: OpenObject, pos: int, end: int) -> asyncio.Future:
+    def _read_ahead(self, handle: OpenObject, pos: int, end: int, buf) -> asyncio.Future:
         n = min(self.chunk_size, end - pos)
+        if buf is not None:
+            return asyncio.ensure_future(self._io(handle.read_direct, pos, n, buf))
         return asyncio.ensure_future(self._io(handle.read, pos, n))
 
     # -- objects: writing -----------------------------------------------------
