@@ -172,6 +172,9 @@ class NetworkAdapter:
         manager = self.manager
         if isinstance(requested, str):
             return
+        if requested == [] and manager is not None and len(self.usable_networks(ctx)) > 1:
+            raise errors.Conflict("Multiple possible networks found, use a Network ID to be "
+                                  "more specific.")
         for req in requested:
             if req.get("port"):
                 if manager is None:
@@ -215,9 +218,13 @@ class NetworkAdapter:
         manager = self.manager
         if manager is None or requested == "none":
             return []
-        if requested == "auto" or requested == []:
-            if requested == [] and not self._has_networks(ctx, instance["project_id"]):
+        if requested == []:
+            # before 2.37, no networks: the one network the project can use, if any
+            usable = self.usable_networks(service_context(ctx, instance["project_id"]))
+            if not usable:
                 return []
+            requested = [{"uuid": usable[0]["id"]}]
+        if requested == "auto":
             net = _plain(self._call(("get_auto_allocated_topology",
                                      "auto_allocated_topology"),
                                     service_context(ctx, instance["project_id"]),
@@ -249,14 +256,14 @@ class NetworkAdapter:
             raise
         return [self.vif(ctx, p) for p in created]
 
-    def _has_networks(self, ctx: RequestContext, project_id: str) -> bool:
-        """Before 2.37 no ``networks`` meant: the project's networks if it has any."""
+    def usable_networks(self, ctx: RequestContext) -> list[dict]:
+        """The project's own and the shared networks, not external ones."""
         try:
-            nets = self._call(("list_networks",), service_context(ctx, project_id),
-                              {"project_id": project_id})
+            nets = [_plain(n) for n in self._call(("list_networks",), ctx, {})]
         except errors.ApiError:
-            return False
-        return bool(nets)
+            return []
+        return [n for n in nets if not n.get("router:external")
+                and (n.get("project_id") == ctx.project_id or n.get("shared"))]
 
     def vif(self, ctx: RequestContext, port: dict) -> dict:
         net_id = port.get("network_id")

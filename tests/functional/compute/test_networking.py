@@ -60,3 +60,21 @@ def test_networks_auto_port_and_floating_ip(compute_env):
     conn.compute.delete_server_interface(iface, server=server)
     wait_for(lambda: "second" not in conn.compute.get_server(server).addresses, "detached")
     assert list(conn.network.ports(network_id=extra_net.id, device_owner="compute:nova")) == []
+
+
+def test_no_networks_before_2_37(compute_env):
+    env = compute_env()
+    conn = env.conn
+    body = {"server": {"name": "old", "imageRef": env.image.id, "flavorRef": "1"}}
+    # one usable network (the shared "private"): the server gets a port on it
+    sid = conn.compute.post("/servers", json=body, microversion="2.1").json()["server"]["id"]
+    server = env.wait_status(conn.compute.get_server(sid), "ACTIVE")
+    assert "private" in server.addresses
+    # two usable networks: ambiguous, 409 and nothing created
+    conn.network.create_network(name="another")
+    r = conn.compute.post("/servers", json=body, microversion="2.1")
+    assert r.status_code == 409 and "Multiple possible networks" in r.text
+    assert len(list(conn.compute.servers())) == 1
+    # from 2.37 networks are required
+    assert conn.compute.post("/servers", json=body,
+                             microversion="2.37").status_code == 400
