@@ -392,6 +392,13 @@ class NetworkManager(SecurityGroupMixin, L3Mixin, QuotaMixin, SubnetPoolMixin):
         with self.db.reader() as s:
             keys, raw = raw_rows(s, stmt, {} if ctx.is_admin else
                                  {"ctx_project": ctx.project_id})
+            if kind == "port" and renderer is not None:  # the big lists: one pass
+                more = limit is not None and len(raw) > limit
+                if more:
+                    raw = raw[:limit]
+                if page_reverse:
+                    raw.reverse()
+                return render.port_rows(keys, raw), more
             json_at = [i for i, k in enumerate(keys) if isinstance(table.c[k].type,
                                                                    models.JSONType)]
             bool_at = [i for i, k in enumerate(keys) if isinstance(table.c[k].type, sa.Boolean)]

@@ -80,6 +80,42 @@ def port(row: dict) -> dict:
     }
 
 
+def port_rows(keys: list[str], raw: list) -> list[dict]:
+    """``port`` straight from DB-API tuples (list pages: no row dicts, one pass)."""
+    from pocketstack.network.models import json_value as J
+
+    ix = {k: i for i, k in enumerate(keys)}
+    (i_id, i_name, i_net, i_proj, i_mac, i_up, i_status, i_dev, i_owner, i_fixed, i_pairs,
+     i_dhcp, i_sgs, i_vnic, i_prof, i_host, i_vif, i_vifd, i_psec, i_desc, i_tags, i_cre,
+     i_upd, i_rev) = (ix[k] for k in (
+        "id", "name", "network_id", "project_id", "mac_address", "admin_state_up", "status",
+        "device_id", "device_owner", "fixed_ips", "allowed_address_pairs", "extra_dhcp_opts",
+        "security_groups", "vnic_type", "profile", "host_id", "vif_type", "vif_details",
+        "port_security_enabled", "description", "tags", "created_at", "updated_at",
+        "revision_number"))
+    out = []
+    for r in raw:
+        mac = r[i_mac]
+        pairs = r[i_pairs]
+        project = r[i_proj]
+        out.append({
+            "id": r[i_id], "name": r[i_name], "network_id": r[i_net], "tenant_id": project,
+            "project_id": project, "mac_address": mac, "admin_state_up": bool(r[i_up]),
+            "status": r[i_status], "device_id": r[i_dev], "device_owner": r[i_owner],
+            "fixed_ips": J(r[i_fixed]),
+            "allowed_address_pairs": [] if pairs == "[]" else [
+                {"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or mac}
+                for p in J(pairs)],
+            "extra_dhcp_opts": J(r[i_dhcp]), "security_groups": J(r[i_sgs]),
+            "binding:vnic_type": r[i_vnic], "binding:profile": J(r[i_prof]),
+            "binding:host_id": r[i_host], "binding:vif_type": r[i_vif],
+            "binding:vif_details": J(r[i_vifd]),
+            "port_security_enabled": bool(r[i_psec]), "description": r[i_desc],
+            "tags": J(r[i_tags]), "created_at": _time(r[i_cre]),
+            "updated_at": _time(r[i_upd]), "revision_number": r[i_rev]})
+    return out
+
+
 def security_group(row: dict, rules: list[dict]) -> dict:
     return {"id": row["id"], "name": row["name"], "tenant_id": row["project_id"],
             "project_id": row["project_id"], "stateful": row["stateful"],

@@ -260,6 +260,11 @@ def test_reverse_pages_and_show_fields(admin):
     body = admin.get("/ports", params={"network_id": net["id"], "limit": 2, "marker": ids[3],
                                        "page_reverse": "True"}).json()
     assert [p["id"] for p in body["ports"]] == ids[1:3]
+    port = admin.put(f"/ports/{ids[0]}", json={"port": {
+        "allowed_address_pairs": [{"ip_address": "10.0.0.9"}], "binding:host_id": "h1",
+        "extra_dhcp_opts": [{"opt_name": "mtu", "opt_value": "1400"}]}}).json()["port"]
+    listed = admin.get("/ports", params={"id": ids[0]}).json()["ports"]
+    assert listed == [port] == [admin.get(f"/ports/{ids[0]}").json()["port"]]
     shown = admin.get(f"/ports/{ids[0]}", params={"fields": ["id", "mac_address"]}).json()
     assert set(shown["port"]) == {"id", "mac_address"}
     assert_error(admin.get("/ports", params={"sort_key": "bogus"}), 400)

@@ -40,6 +40,8 @@ def test_topology_on_each_engine(engine_cloud):
         assert seen == made
         shown = admin.get(f"/ports/{made[0]}").json()["port"]
         assert shown["created_at"].endswith("Z") and shown["fixed_ips"]
+        assert admin.get("/ports", params={"id": made[0]}).json()["ports"] == [shown]
+        assert shown["admin_state_up"] is True and shown["port_security_enabled"] is True
         for port_id in made:
             assert admin.delete(f"/ports/{port_id}").status_code == 204
         assert admin.delete(f"/networks/{net['id']}").status_code == 204
