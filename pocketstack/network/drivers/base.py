@@ -23,7 +23,9 @@ How the manager calls a driver
   ``vif_details`` compute's virt driver needs to plug the VIF (e.g. ``ovs``
   with ``{"bridge_name": "br-int"}``, ``bridge`` with the bridge name), and
   the port status to store. Returning ``None`` means "cannot bind on that
-  host" and the port gets ``binding:vif_type = binding_failed``.
+  host" and the port gets ``binding:vif_type = binding_failed``. It runs
+  inside the port's database transaction: keep it pure (no host commands, no
+  calls back into the manager).
 * ``resync(state)`` is called at start (and may be called at any time) with
   everything the data plane should contain; a reconciling driver makes the
   host match it.
