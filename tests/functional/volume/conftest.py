@@ -10,6 +10,7 @@ unregister the ports the other servers rely on.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import shutil
@@ -76,6 +77,17 @@ def ensure_rpcbind() -> None:
     os.makedirs("/run/rpcbind", exist_ok=True)
     subprocess.run([binary, "-w"], check=False)
     wait_for(lambda: port_open("127.0.0.1", 111), 10, what="rpcbind")
+
+
+_RUNNING: set = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A worker that ends without its fixtures' teardown leaves no server behind."""
+    for proc in list(_RUNNING):
+        if proc.poll() is None:
+            proc.kill()
 
 
 class Ganesha:
@@ -162,6 +174,7 @@ EXPORT {{
                     [binary, "-F", "-f", str(self.conf), "-L", str(self.log), "-p",
                      str(self.root / "ganesha.pid"), "-N", "NIV_EVENT"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                _RUNNING.add(self.proc)
 
                 def answers():
                     if self.proc.poll() is not None:
@@ -175,7 +188,12 @@ EXPORT {{
                     finally:
                         client.close()
 
-                if wait_for(answers, 60, interval=0.05, what="nfs-ganesha") is True:
+                try:
+                    started = wait_for(answers, 60, interval=0.05, what="nfs-ganesha")
+                except AssertionError:
+                    self.kill()
+                    raise
+                if started is True:
                     return
             raise AssertionError(f"ganesha exited: {self.log.read_text()[-3000:]}")
 
@@ -185,6 +203,7 @@ EXPORT {{
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait()
+        _RUNNING.discard(self.proc)
         self.proc = None
 
     def freeze(self) -> None:
