@@ -1,0 +1,250 @@
+"""The whole cloud, driven as a user of OpenStack drives it.
+
+A Terraform/Ansible provider author replacing devstack in CI: every service in
+one cloud, the `openstack` CLI and openstacksdk (proxy and cloud layers), a
+non-admin tenant for the workload and the admin for the external network.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from pocketstack.testing import start_cloud_process
+
+ALL = {"identity", "compute", "network", "image", "volumev3", "object-store"}
+
+
+def wait_for(fn, what: str, timeout: float = 60.0, interval: float = 0.05):
+    """Poll until fn() is truthy (a safety deadline only; never a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(interval)
+
+
+def _catalog_types(cloud, **user) -> set[str]:
+    rows = cloud.cli("catalog", "list", **user)
+    return {row["Type"] for row in rows}
+
+
+def _types_ok(types: set[str]) -> bool:
+    # Cinder's type is "volumev3" (or "block-storage"); accept either.
+    normal = {"volumev3" if t in ("block-storage", "volumev3", "volume") else t for t in types}
+    return ALL <= normal
+
+
+def _user_kwargs(user: dict) -> dict:
+    return {"username": user["username"], "password": user["password"],
+            "project_name": user["project_name"]}
+
+
+def test_whole_cloud_cli(pocketstack_cloud, tmp_path):
+    cloud = pocketstack_cloud
+    user = cloud.make_user()
+    u = _user_kwargs(user)
+
+    # -- discovery ------------------------------------------------------------
+    types = _catalog_types(cloud, **u)
+    assert _types_ok(types), types
+    versions = cloud.cli("versions", "show", **u)
+    assert {v["Service Type"] for v in versions} >= {"identity", "compute", "network"}, versions
+    quota_before = cloud.cli("quota", "show", user["project_name"])
+
+    # -- admin: the external network -----------------------------------------
+    ext = cloud.cli("network", "create", "public", "--external", "--share")
+    cloud.cli("subnet", "create", "public-subnet", "--network", "public",
+              "--subnet-range", "172.24.4.0/24", "--no-dhcp")
+
+    # -- tenant: image, network, router, security group, keypair -------------
+    disk = tmp_path / "cirros.img"
+    disk.write_bytes(b"\x00fake-disk" * 4096)
+    image = cloud.cli("image", "create", "cirros", "--file", str(disk),
+                      "--disk-format", "raw", "--container-format", "bare", **u)
+    assert image["status"] == "active", image
+    net = cloud.cli("network", "create", "private", **u)
+    subnet = cloud.cli("subnet", "create", "private-subnet", "--network", "private",
+                       "--subnet-range", "10.0.0.0/24", **u)
+    router = cloud.cli("router", "create", "router1", **u)
+    cloud.cli("router", "set", "router1", "--external-gateway", "public", parse=False, **u)
+    cloud.cli("router", "add", "subnet", "router1", "private-subnet", parse=False, **u)
+    shown = cloud.cli("router", "show", "router1", **u)
+    assert shown["external_gateway_info"]["network_id"] == ext["id"], shown
+    sg = cloud.cli("security", "group", "create", "web", **u)
+    rule = cloud.cli("security", "group", "rule", "create", "web", "--protocol", "tcp",
+                     "--dst-port", "22", "--remote-ip", "0.0.0.0/0", **u)
+    assert rule["port_range_min"] == 22
+    # without --public-key the CLI prints the new private key, not a table
+    key = cloud.cli("keypair", "create", "mykey", parse=False, **u)
+    assert "PRIVATE KEY" in key.stdout, key.stdout
+    assert cloud.cli("keypair", "show", "mykey", **u)["name"] == "mykey"
+
+    # -- boot ----------------------------------------------------------------
+    server = cloud.cli("server", "create", "vm1", "--flavor", "m1.tiny", "--image", "cirros",
+                       "--network", "private", "--key-name", "mykey",
+                       "--security-group", "web", "--wait", **u)
+    assert server["status"] == "ACTIVE", server
+    listed = cloud.cli("server", "list", "--long", **u)
+    assert [s["Name"] for s in listed] == ["vm1"], listed
+    assert listed[0]["Status"] == "ACTIVE"
+    assert "10.0.0." in str(listed[0]["Networks"]), listed
+    ports = cloud.cli("port", "list", "--server", server["id"], **u)
+    assert len(ports) == 1, ports
+
+    # -- floating IP ---------------------------------------------------------
+    fip = cloud.cli("floating", "ip", "create", "public", **u)
+    address = fip["floating_ip_address"]
+    cloud.cli("server", "add", "floating", "ip", "vm1", address, parse=False, **u)
+    fip = cloud.cli("floating", "ip", "show", address, **u)
+    assert fip["port_id"] == ports[0]["ID"], fip
+    wait_for(lambda: address in str(cloud.cli("server", "show", "vm1", **u)["addresses"]),
+             "the floating IP in the server's addresses")
+
+    # -- volume --------------------------------------------------------------
+    vol = cloud.cli("volume", "create", "--size", "1", "data", **u)
+    wait_for(lambda: cloud.cli("volume", "show", "data", **u)["status"] == "available",
+             "volume available")
+    cloud.cli("server", "add", "volume", "vm1", "data", parse=False, **u)
+    shown = wait_for(lambda: (v := cloud.cli("volume", "show", "data", **u))["status"] == "in-use"
+                     and v, "volume in-use")
+    assert shown["attachments"][0]["server_id"] == server["id"], shown
+    srv = cloud.cli("server", "show", "vm1", **u)
+    assert vol["id"] in str(srv["volumes_attached"]), srv
+
+    # -- snapshot image ------------------------------------------------------
+    cloud.cli("server", "image", "create", "vm1", "--name", "vm1-snap", "--wait", **u)
+    snap = cloud.cli("image", "show", "vm1-snap", **u)
+    assert snap["status"] == "active", snap
+    images = {i["Name"] for i in cloud.cli("image", "list", **u)}
+    assert {"cirros", "vm1-snap"} <= images, images
+
+    # -- object storage ------------------------------------------------------
+    cloud.cli("container", "create", "backups", **u)
+    payload = tmp_path / "hello.txt"
+    payload.write_text("hello world\n")
+    cloud.cli("object", "create", "backups", str(payload), "--name", "hello.txt", **u)
+    objs = cloud.cli("object", "list", "backups", **u)
+    assert [o["Name"] for o in objs] == ["hello.txt"], objs
+
+    # -- tear down -----------------------------------------------------------
+    cloud.cli("server", "remove", "volume", "vm1", "data", parse=False, **u)
+    wait_for(lambda: cloud.cli("volume", "show", "data", **u)["status"] == "available",
+             "volume available after detach")
+    cloud.cli("server", "remove", "floating", "ip", "vm1", address, parse=False, **u)
+    cloud.cli("server", "delete", "vm1", "--wait", parse=False, **u)
+    assert cloud.cli("server", "list", **u) == []
+    assert cloud.cli("port", "list", "--device-owner", "compute:nova", **u) == []
+    cloud.cli("floating", "ip", "delete", address, parse=False, **u)
+    cloud.cli("volume", "delete", "data", parse=False, **u)
+    wait_for(lambda: cloud.cli("volume", "list", **u) == [], "volume deleted")
+    cloud.cli("image", "delete", "vm1-snap", "cirros", parse=False, **u)
+    cloud.cli("object", "delete", "backups", "hello.txt", parse=False, **u)
+    cloud.cli("container", "delete", "backups", parse=False, **u)
+    cloud.cli("keypair", "delete", "mykey", parse=False, **u)
+    cloud.cli("router", "remove", "subnet", "router1", "private-subnet", parse=False, **u)
+    cloud.cli("router", "unset", "--external-gateway", "router1", parse=False, **u)
+    cloud.cli("router", "delete", router["id"], parse=False, **u)
+    cloud.cli("security", "group", "delete", sg["id"], parse=False, **u)
+    cloud.cli("subnet", "delete", subnet["id"], parse=False, **u)
+    cloud.cli("network", "delete", net["id"], parse=False, **u)
+
+    assert cloud.cli("image", "list", "--private", **u) == []
+    assert cloud.cli("container", "list", **u) == []
+    assert cloud.cli("keypair", "list", **u) == []
+    assert cloud.cli("router", "list", **u) == []
+    assert cloud.cli("floating", "ip", "list", **u) == []
+    assert cloud.cli("network", "list", "--internal", **u) == []
+    ports_left = cloud.cli("port", "list", "--project", user["project_id"])
+    assert ports_left == [], ports_left
+    quota_after = cloud.cli("quota", "show", user["project_name"])
+    assert quota_after == quota_before
+
+
+def test_whole_cloud_sdk_cloud_layer(pocketstack_cloud):
+    """openstacksdk's cloud layer, which Ansible's openstack.cloud modules call."""
+    cloud = pocketstack_cloud
+    admin = cloud.connect()
+    user = cloud.make_user()
+    conn = cloud.connect(username=user["username"], password=user["password"],
+                         project_name=user["project_name"])
+
+    image = conn.create_image("cirros", data=b"fake-disk" * 512, disk_format="raw",
+                              container_format="bare", wait=True)
+    assert conn.get_image(image.id).status == "active"
+    assert conn.get_image("cirros").id == image.id
+    net = conn.create_network("private")
+    conn.create_subnet(net.id, cidr="10.1.0.0/24", ip_version=4, subnet_name="s1")
+    sg = conn.create_security_group("web", "web servers")
+    conn.create_security_group_rule(sg.id, port_range_min=22, port_range_max=22,
+                                    protocol="tcp", remote_ip_prefix="0.0.0.0/0")
+    conn.create_keypair("k1")
+
+    server = conn.create_server("vm1", image="cirros", flavor="m1.tiny", network="private",
+                                key_name="k1", security_groups=["web"], wait=True,
+                                auto_ip=False, timeout=120)
+    assert server.status == "ACTIVE"
+    assert server.private_v4.startswith("10.1.0."), server
+    assert [s.name for s in conn.list_servers()] == ["vm1"]
+    assert conn.get_server("vm1").id == server.id
+    assert conn.get_flavor("m1.tiny").ram == 512
+
+    vol = conn.create_volume(size=1, name="data", wait=True, timeout=60)
+    assert vol.status == "available"
+    conn.attach_volume(server, vol, wait=True, timeout=60)
+    assert conn.get_volume(vol.id).status == "in-use"
+    attached = conn.get_volumes(conn.get_server(server.id))
+    assert [v.id for v in attached] == [vol.id]
+    conn.detach_volume(server, vol, wait=True, timeout=60)
+    assert conn.get_volume(vol.id).status == "available"
+
+    assert conn.delete_server("vm1", wait=True, timeout=60)
+    assert conn.list_servers() == []
+    assert conn.delete_volume(vol.id, wait=True, timeout=60)
+    assert conn.list_volumes() == []
+    ports = [p for p in admin.network.ports(project_id=user["project_id"])
+             if p.device_owner.startswith("compute:")]
+    assert ports == []
+    assert conn.delete_image(image.id, wait=True, timeout=60)
+    assert conn.get_image("cirros") is None
+
+
+def test_up_subprocess_and_restart(tmp_path):
+    """`pocketstack up` as a subprocess; a restart on the same state keeps everything."""
+    state = str(tmp_path / "cloud")
+    cloud = start_cloud_process(state)
+    try:
+        conn = cloud.connect()
+        image = conn.image.create_image(name="cirros", data=b"disk-bytes" * 100,
+                                        disk_format="raw", container_format="bare")
+        net = conn.network.create_network(name="private")
+        conn.network.create_subnet(network_id=net.id, cidr="10.2.0.0/24", ip_version=4)
+        server = conn.compute.create_server(name="vm1", image_id=image.id, flavor_id="1",
+                                            networks=[{"uuid": net.id}])
+        server = conn.compute.wait_for_server(server, interval=0.05, wait=120)
+        assert server.status == "ACTIVE"
+        token = conn.session.get_token()
+        types = _catalog_types(cloud)
+        assert _types_ok(types), types
+    finally:
+        cloud.stop()
+
+    cloud2 = start_cloud_process(state, overrides={})
+    try:
+        # the token issued by the first run still validates
+        r = httpx.get(f"{cloud2.url}/identity/v3/auth/tokens",
+                      headers={"X-Auth-Token": token, "X-Subject-Token": token})
+        assert r.status_code == 200, r.text
+        conn = cloud2.connect()
+        servers = list(conn.compute.servers())
+        assert [s.name for s in servers] == ["vm1"]
+        assert conn.compute.get_server(server.id).status == "ACTIVE"
+        data = conn.image.download_image(conn.image.get_image(image.id)).content
+        assert data == b"disk-bytes" * 100
+    finally:
+        cloud2.stop()
+
