@@ -192,6 +192,18 @@ def test_provider_router_floating_ip_and_security_groups(env):
     env.sync()
     # instance -> outside: SNAT'ed to the router's gateway address
     assert tcp(vm1["ns"], OUT_IP, SSH) == f"ok {gw_ip} outside hello"
+    if env.backend == "openvswitch":
+        # what an operator sees with the usual tools: the ports on br-int with
+        # the network's local VLAN, the flows translating it for the flat network
+        ovs, backend = env.driver.ovs, env.driver.backend
+        shown = ovs.vsctl("show")
+        vlan = backend.vlans()[net.id]
+        for vm in (vm1, vm2):
+            assert f'Port qvo{vm["port"].id[:11]}\n            tag: {vlan}' in shown, shown
+        ext_vlan = backend.vlans()[ext.id]
+        flows = ovs.ofctl(backend.br_int, "dump-flows")
+        assert f"actions=mod_vlan_vid:{ext_vlan},NORMAL" in flows, flows
+        assert "datapath_type: netdev" in shown
     # the default group: members reach each other
     assert tcp(vm1["ns"], vm2["ip"], SSH) == f"ok {vm1['ip']} vm2 hello"
     # a floating IP; SSH from the outside is blocked until a rule allows port 22
