@@ -26,7 +26,7 @@ from oslo_config import cfg
 from pocketstack.network.agents import l2
 from pocketstack.network.agents.ovs import OvsBackend, OvsDaemons
 from pocketstack.network.drivers.base import PortBinding
-from pocketstack.network.drivers.linuxbridge import LinuxBridgeDriver, _pairs
+from pocketstack.network.drivers.linuxbridge import LinuxBridgeDriver
 from pocketstack.network.drivers.routing import RoutingMixin
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +52,16 @@ def register_opts(conf) -> None:
         conf.register_opts(ovs_opts, group="ovs")
     except cfg.DuplicateOptError:
         pass
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    """``["a:b", ...]`` -> ``{"a": "b"}``."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition(":")
+        if sep:
+            result[key.strip()] = value.strip()
+    return result
 
 
 def hybrid_bridge(port_id: str) -> str:
