@@ -225,6 +225,13 @@ def test_live_dhcp_update_restart_convergence_and_clean_teardown(env):
     compute2.init_host()
     assert {a["uuid"], b["uuid"]} <= set(compute2.list_instances())
     assert compute2.get_info(a).state == 1
+    # a deleted port's address goes to a new port: the new guest gets it by DHCP
+    env.compute.destroy(b, b["network_info"])
+    env.conn.network.delete_port(b["port"])
+    env.instances.remove(b)
+    driver.wait_converged()
+    b = env.boot(env.conn, net, "conv-c", ip=b["ip"])
+    assert f"eth0 bound {b['ip']}/24" in env.booted(b)
     # delete everything: nothing of it stays on the host
     for inst in (a, b):
         env.compute.destroy(inst, inst["network_info"])

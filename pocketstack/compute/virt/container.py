@@ -183,7 +183,15 @@ class ContainerDriver(ComputeDriver):
         port_id = vif["id"]
         tap = vif.get("devname") or tap_name(port_id)
         guest = f"eth{index}"
-        mtu = str((vif.get("network") or {}).get("mtu") or 1500)
+        bridge = (vif.get("details") or {}).get("bridge_name")
+        mtu = (vif.get("network") or {}).get("mtu")
+        if not mtu and bridge:  # the network's MTU, as its bridge has it
+            try:
+                with open(f"/sys/class/net/{bridge}/mtu") as f:
+                    mtu = int(f.read())
+            except (OSError, ValueError):
+                mtu = None
+        mtu = str(mtu or 1500)
         if f" {guest}:" in existing or f" {guest}@" in existing:
             if os.path.exists(f"/sys/class/net/{tap}"):
                 return
@@ -195,7 +203,6 @@ class ContainerDriver(ComputeDriver):
         self.rootwrap.execute("ip", "-n", ns, "link", "set", guest, "address", vif["address"])
         self.rootwrap.run("ip", "-n", ns, "link", "property", "add", "dev", guest,
                           "altname", f"port-{port_id}"[:127])
-        bridge = (vif.get("details") or {}).get("bridge_name")
         if bridge:  # as os-vif does: make the bridge if the agent has not yet
             if not os.path.exists(f"/sys/class/net/{bridge}"):
                 self.rootwrap.run("ip", "link", "add", bridge, "type", "bridge")

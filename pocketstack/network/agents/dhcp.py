@@ -38,6 +38,7 @@ from pocketstack.network.agents.state import DHCP_OWNER, ROUTER_OWNERS, Snapshot
 
 LOG = logging.getLogger(__name__)
 METADATA_IP = "169.254.169.254"
+NS_RECHECK = 30.0  # seconds a converged DHCP namespace is trusted without a look
 NS_PREFIX = "qdhcp-"
 
 
@@ -65,6 +66,7 @@ class DhcpAgent:
         self.dns_domain = dns_domain
         self.lease_seconds = lease_seconds
         self.enable_metadata = enable_metadata and metadata_socket is not None
+        self._ns_done: dict[str, tuple] = {}
         os.makedirs(self.dir, exist_ok=True)
 
     # -- what is wanted ---------------------------------------------------------
@@ -126,8 +128,29 @@ class DhcpAgent:
         ns = ns_name(nid)
         mtu = int(network.get("mtu") or 1500)
         self.backend.ensure_network(network, [])
-        self.ip.ensure_ns(ns)
         tap, inner = tap_name(port["id"]), ns_device(port["id"])
+        # the namespace side needs `ip` calls to check; skip them when this port
+        # was converged with the same facts recently and its devices still exist
+        subnets = {s["id"]: s for s in snap.subnets_of(nid)}
+        want = {f"{METADATA_IP}/32"} if self.enable_metadata else set()
+        for fixed in port.get("fixed_ips") or []:
+            subnet = subnets.get(fixed["subnet_id"])
+            if subnet:
+                prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
+                want.add(f"{fixed['ip_address']}/{prefix}")
+        key = (port["id"], port["mac_address"], mtu, frozenset(want))
+        done = self._ns_done.get(nid)
+        if not (done and done[0] == key and time.monotonic() - done[1] < NS_RECHECK
+                and self.ip.ns_exists(ns) and self.ip.exists(tap)):
+            self._converge_ns(ns, nid, tap, inner, port, mtu, want)
+            self._ns_done[nid] = (key, time.monotonic())
+        self.backend.plug(network, tap)
+        self._dnsmasq(snap, network, port, inner)
+        if self.enable_metadata:
+            self._metadata_proxy(nid)
+
+    def _converge_ns(self, ns, nid, tap, inner, port, mtu, want) -> None:
+        self.ip.ensure_ns(ns)
         links = self.ip.ns_links(ns)
         if inner not in links or not self.ip.exists(tap):
             LOG.info("dhcp: (re)making port %s of network %s (links %s, tap %s)", port["id"],
@@ -142,24 +165,12 @@ class DhcpAgent:
             self.ip.ip("-n", ns, "link", "set", inner, "address", port["mac_address"])
         if not links[inner]["up"]:
             self.ip.ip("-n", ns, "link", "set", inner, "up")
-        self.backend.plug(network, tap)
-        # addresses: the port's, and the metadata address
-        subnets = {s["id"]: s for s in snap.subnets_of(nid)}
-        want = {f"{METADATA_IP}/32"} if self.enable_metadata else set()
-        for fixed in port.get("fixed_ips") or []:
-            subnet = subnets.get(fixed["subnet_id"])
-            if subnet:
-                prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
-                want.add(f"{fixed['ip_address']}/{prefix}")
         have = self.ip.ns_addresses(ns, inner)
         for addr in want - have:
             self.ip.ip("-n", ns, "addr", "add", addr, "dev", inner)
         for addr in have - want:
             if not addr.startswith("fe80:"):
                 self.ip.ip("-n", ns, "addr", "del", addr, "dev", inner, check=False)
-        self._dnsmasq(snap, network, port, inner)
-        if self.enable_metadata:
-            self._metadata_proxy(nid)
 
     # -- dnsmasq ----------------------------------------------------------------------
 
@@ -334,6 +345,7 @@ class DhcpAgent:
 
     def disable(self, network_id: str) -> None:
         LOG.info("dhcp: disabling network %s", network_id)
+        self._ns_done.pop(network_id, None)
         directory = self._net_dir(network_id)
         proxy_pid = self._pid(os.path.join(directory, "metadata-proxy.pid"), network_id)
         try:  # the proxy exits by itself once its pid file is gone

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 
 from pocketstack.network.agents.ip_lib import IpLib
 from pocketstack.network.agents.state import Snapshot
@@ -119,7 +120,15 @@ class LinuxBridgeBackend(L2Backend):
             self.ip.set_up(device)
         self.ip.set_master(device, bridge)
 
+    FDB_RECHECK = 30.0  # seconds a converged flooding list is trusted without a look
+
     def _fdb(self, device: str, peers: list[str]) -> None:
+        key = (device, frozenset(peers))
+        done = getattr(self, "_fdb_done", {})
+        self._fdb_done = done
+        if done.get(device, (None, 0.0))[0] == key and \
+                time.monotonic() - done[device][1] < self.FDB_RECHECK:
+            return
         out = self.ip.rw.execute("bridge", "fdb", "show", "dev", device)
         present = {line.split(" dst ")[1].split()[0] for line in out.splitlines()
                    if line.startswith("00:00:00:00:00:00") and " dst " in line}
@@ -129,6 +138,7 @@ class LinuxBridgeBackend(L2Backend):
         for peer in present - set(peers):
             self.ip.rw.run("bridge", "fdb", "del", "00:00:00:00:00:00", "dev", device,
                            "dst", peer)
+        done[device] = (key, time.monotonic())
 
     def plug(self, network: dict, device: str) -> None:
         if not self.ip.exists(device):

@@ -17,8 +17,6 @@ import logging
 import os
 import threading
 
-import httpx
-
 from pocketstack.network.agents.state import DesiredState
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +62,8 @@ class MetadataAgent:
             os.unlink(self.socket_path)
         except FileNotFoundError:
             pass
+        import httpx  # heavy (~0.1 s); only a running metadata agent needs it
+
         self.client = httpx.AsyncClient(timeout=30)
         self._server = await asyncio.start_unix_server(self._handle, path=self.socket_path)
         os.chmod(self.socket_path, 0o600)

@@ -131,6 +131,9 @@ class LinuxBridgeDriver(NetworkDriver):
 
     def start(self, manager) -> None:
         self.manager = manager
+        # a (re)started agent trusts nothing it remembers about the host
+        self.dhcp._ns_done.clear()
+        self.backend._fdb_done = {}
         self.full_resync()
         if self.metadata:
             self.metadata.start()
