@@ -10,12 +10,34 @@ import os
 from collections.abc import Callable
 
 from oslo_config import cfg
+from oslo_policy import _checks as _oslo_checks
 from oslo_policy import policy as oslo_policy
 
 from pocketstack.common import errors
 from pocketstack.common.context import RequestContext
 
 RuleDefault = oslo_policy.RuleDefault
+
+
+class _LazyExtensionChecks(dict):
+    """oslo.policy's extension check kinds (``http:``, ``https:``, third-party ones),
+    each loaded when a rule first uses it. oslo.policy loads them all when it parses
+    its first rule, which imports ``requests`` and costs ~0.1 s of every start-up."""
+
+    def __init__(self):
+        super().__init__()
+        from importlib.metadata import entry_points
+
+        self._points = {ep.name: ep for ep in entry_points(group="oslo.policy.rule_checks")}
+
+    def __contains__(self, kind) -> bool:
+        if not dict.__contains__(self, kind) and kind in self._points:
+            self[kind] = self._points[kind].load()
+        return dict.__contains__(self, kind)
+
+
+if _oslo_checks.extension_checks is None:
+    _oslo_checks.extension_checks = _LazyExtensionChecks()
 
 # Personas shared by every service (admin / member / reader).
 BASE_RULES = [

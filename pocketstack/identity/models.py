@@ -5,7 +5,6 @@ and returned as they came (Keystone's "extras").
 """
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 from pocketstack.common.db import JSONType
 from pocketstack.common.db import UTCDateTime as _UTCDateTime
@@ -19,6 +18,8 @@ class UTCDateTime(_UTCDateTime):
 
     def load_dialect_impl(self, dialect):
         if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql  # not imported at start-up on SQLite
+
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(sa.DateTime())
 

@@ -26,7 +26,6 @@ import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
@@ -928,6 +927,8 @@ class ImageManager:
             self._drop_staged(image_id)
 
     async def _web_download(self, image_id: str, job: dict) -> None:
+        import httpx  # heavy (~0.1 s at start-up); only web-download imports need it
+
         room = job["room"]
         try:
             async with httpx.AsyncClient(timeout=60, follow_redirects=False) as client, \
