@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -127,6 +128,10 @@ def register_in_background(cloud) -> threading.Thread | None:
         return None
 
     def run():
+        # Background work: a lower CPU priority for this thread and the commands it
+        # runs (nice is per thread on Linux), so the API answers first on a small host.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
             register_guest_image(cloud)
         except Exception:  # noqa: BLE001
