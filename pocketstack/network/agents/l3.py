@@ -280,7 +280,10 @@ class L3Agent:
         rid = router["id"]
         ns = ns_name(rid)
         self.ip.ensure_ns(ns)
-        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+        # forwarding; no duplicate address detection on the router's own ports
+        # (their addresses are allocated by the service; DAD only delays them)
+        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+                    "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"):
             self.rw.execute("ip", "netns", "exec", ns, "sysctl", "-q", "-w", key)
         interfaces, gateway = self.router_ports(snap, rid)
         if not router.get("external_gateway_info"):

@@ -222,6 +222,7 @@ def test_ipv6_forwarding(dataplane):
     ns = f"qrouter-{router['id']}"
     assert sh(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding").strip() == "1"
     assert "default via 2001:db8:9::1" in sh(ns, "ip", "-6", "route")
-    assert tcp(vm["ns"], "2001:db8:9::1", PORT) == "ok fd00:9::8 outside hello"
+    # (neighbour discovery on first contact: a longer connect timeout)
+    assert tcp(vm["ns"], "2001:db8:9::1", PORT, timeout=8) == "ok fd00:9::8 outside hello"
     # IPv4 still goes out SNAT'ed
     assert tcp(vm["ns"], OUT_IP, PORT) == "ok 203.0.113.10 outside hello"
