@@ -248,3 +248,95 @@ def test_up_subprocess_and_restart(tmp_path):
     finally:
         cloud2.stop()
 
+
+
+def test_cross_service_lifecycles(pocketstack_cloud, tmp_path):
+    """Where one service acts on another's resources: deleting a server with a
+    floating IP and a volume attached, volumes from images and images from volumes,
+    availability zones and services of every API, tenants kept apart."""
+    cloud = pocketstack_cloud
+    admin = cloud.connect()
+    user = cloud.make_user()
+    other = cloud.make_user()
+    u = _user_kwargs(user)
+    conn = cloud.connect(username=user["username"], password=user["password"],
+                         project_name=user["project_name"])
+    peer = cloud.connect(username=other["username"], password=other["password"],
+                         project_name=other["project_name"])
+
+    ext = admin.network.create_network(name="public", is_router_external=True)
+    admin.network.create_subnet(network_id=ext.id, cidr="172.24.4.0/24", ip_version=4,
+                                is_dhcp_enabled=False)
+    image = conn.image.create_image(name="cirros", data=b"fake-disk" * 256,
+                                    disk_format="raw", container_format="bare")
+    net = conn.network.create_network(name="private")
+    subnet = conn.network.create_subnet(network_id=net.id, cidr="10.3.0.0/24", ip_version=4)
+    router = conn.network.create_router(name="r1", external_gateway_info={"network_id": ext.id})
+    conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+
+    # a volume made from the image, and an image made from the volume (CLI)
+    vol = cloud.cli("volume", "create", "--size", "1", "--image", image.id, "from-image", **u)
+    vol = conn.block_storage.wait_for_status(conn.block_storage.get_volume(vol["id"]),
+                                             "available", interval=0.05, wait=60)
+    assert vol.is_bootable, vol
+    uploaded = cloud.cli("image", "create", "--volume", vol.id, "from-volume",
+                         "--disk-format", "raw", "--container-format", "bare", **u)
+    img2 = wait_for(lambda: (i := conn.image.find_image("from-volume")) and
+                    i.status == "active" and i, "image from volume active")
+    assert img2.id == uploaded.get("image_id", img2.id)
+    data = conn.image.download_image(img2).content
+    assert data.startswith(b"fake-disk"), data[:32]
+    wait_for(lambda: conn.block_storage.get_volume(vol.id).status == "available",
+             "volume available after upload")
+
+    # a server with a floating IP and the volume, deleted as it is
+    server = conn.compute.create_server(name="vm1", image_id=image.id, flavor_id="1",
+                                        networks=[{"uuid": net.id}])
+    server = conn.compute.wait_for_server(server, interval=0.05, wait=120)
+    port = next(conn.network.ports(device_id=server.id))
+    fip = conn.network.create_ip(floating_network_id=ext.id, port_id=port.id)
+    assert fip.fixed_ip_address == port.fixed_ips[0]["ip_address"]
+    conn.compute.create_volume_attachment(server, volume_id=vol.id)
+    conn.block_storage.wait_for_status(conn.block_storage.get_volume(vol.id), "in-use",
+                                       interval=0.05, wait=60)
+
+    # the other tenant sees none of it
+    assert list(peer.compute.servers()) == []
+    assert list(peer.block_storage.volumes()) == []
+    assert peer.network.find_network("private") is None
+    assert [i.name for i in peer.image.images() if i.owner == user["project_id"]] == []
+    assert list(peer.network.ips()) == []
+
+    # admin views of the whole cloud
+    zones = cloud.cli("availability", "zone", "list")
+    assert {z["Zone Name"] for z in zones} >= {"nova"}, zones
+    assert cloud.cli("compute", "service", "list")
+    assert cloud.cli("volume", "service", "list")
+    assert cloud.cli("hypervisor", "list")
+    assert cloud.cli("server", "list", "--all-projects")[0]["ID"] == server.id
+    limits = cloud.cli("limits", "show", "--absolute", **u)
+    assert any(row["Name"] == "total_instances_used" and row["Value"] == 1 for row in limits)
+
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, interval=0.05, wait=60)
+    # the volume is detached, the floating IP released from the port, the port gone
+    wait_for(lambda: conn.block_storage.get_volume(vol.id).status == "available",
+             "volume available after its server was deleted")
+    assert conn.block_storage.get_volume(vol.id).attachments == []
+    fip = conn.network.get_ip(fip.id)
+    assert fip.port_id is None and fip.fixed_ip_address is None, fip
+    assert list(conn.network.ports(device_id=server.id)) == []
+
+    conn.network.delete_ip(fip)
+    conn.block_storage.delete_volume(vol)
+    conn.block_storage.wait_for_delete(vol, interval=0.05, wait=60)
+    conn.image.delete_image(img2)
+    conn.image.delete_image(image)
+    conn.network.remove_interface_from_router(router, subnet_id=subnet.id)
+    conn.network.delete_router(router)
+    conn.network.delete_network(net)
+    usage = conn.block_storage.get_quota_set(user["project_id"], usage=True).usage
+    assert usage["volumes"] == 0 and usage["gigabytes"] == 0, usage
+    limits = {row["Name"]: row["Value"]
+              for row in cloud.cli("limits", "show", "--absolute", **u)}
+    assert limits["total_instances_used"] == 0 and limits["total_ram_used"] == 0, limits
