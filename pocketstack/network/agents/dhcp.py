@@ -67,6 +67,7 @@ class DhcpAgent:
         self.lease_seconds = lease_seconds
         self.enable_metadata = enable_metadata and metadata_socket is not None
         self._ns_done: dict[str, tuple] = {}
+        self._dhcp_subnets: dict[str, set[str]] = {}
         os.makedirs(self.dir, exist_ok=True)
 
     # -- what is wanted ---------------------------------------------------------
@@ -174,20 +175,40 @@ class DhcpAgent:
 
     # -- dnsmasq ----------------------------------------------------------------------
 
+    def port_lines(self, port: dict, subnets: set[str]) -> list[str]:
+        if port.get("device_owner") == DHCP_OWNER:
+            return []
+        lines = []
+        for fixed in port.get("fixed_ips") or []:
+            if fixed.get("subnet_id") not in subnets:
+                continue
+            ip = fixed["ip_address"]
+            name = (port.get("dns_name") or f"host-{ip.replace('.', '-')}").split(".")[0]
+            lines.append(f"{port['mac_address']},{name}.{self.dns_domain},{ip},"
+                         f"set:port-{port['id']}")
+        return lines
+
     def host_lines(self, snap: Snapshot, network: dict) -> list[str]:
         subnets = {s["id"] for s in snap.dhcp_subnets(network["id"])}
         lines = []
         for port in sorted(snap.ports_of(network["id"]), key=lambda p: p["id"]):
-            if port.get("device_owner") == DHCP_OWNER:
-                continue
-            for fixed in port.get("fixed_ips") or []:
-                if fixed.get("subnet_id") not in subnets:
-                    continue
-                ip = fixed["ip_address"]
-                name = (port.get("dns_name") or f"host-{ip.replace('.', '-')}").split(".")[0]
-                lines.append(f"{port['mac_address']},{name}.{self.dns_domain},{ip},"
-                             f"set:port-{port['id']}")
+            lines += self.port_lines(port, subnets)
         return lines
+
+    def add_port_now(self, port: dict) -> None:
+        """Fast path, from the driver's hook: a new port's lease goes into its own
+        file of the served network's hosts directory at once (dnsmasq reads it by
+        inotify), so the guest's first DHCP request finds it. The next pass folds
+        it into the main file and removes this one."""
+        nid = port.get("network_id")
+        subnets = self._dhcp_subnets.get(nid)
+        hosts_dir = os.path.join(self._net_dir(str(nid)), "hosts")
+        if not subnets or not os.path.isdir(hosts_dir):
+            return
+        lines = self.port_lines(port, subnets)
+        if lines:
+            _write_if_changed(os.path.join(hosts_dir, f"new-{port['id']}"),
+                              "\n".join(lines) + "\n")
 
     def opt_lines(self, snap: Snapshot, network: dict, dhcp_port: dict) -> list[str]:
         lines = []
@@ -260,6 +281,25 @@ class DhcpAgent:
     def _dnsmasq(self, snap: Snapshot, network: dict, port: dict, inner: str) -> None:
         directory = self._net_dir(network["id"])
         removed = False
+        self._dhcp_subnets[network["id"]] = {s["id"] for s in snap.dhcp_subnets(network["id"])}
+        # fast-path files of ports now in the main file (or deleted meanwhile)
+        hosts_dir = os.path.join(directory, "hosts")
+        known = {p["id"] for p in snap.ports_of(network["id"])}
+        for name in os.listdir(hosts_dir) if os.path.isdir(hosts_dir) else []:
+            if not name.startswith("new-"):
+                continue
+            path = os.path.join(hosts_dir, name)
+            if name[4:] not in known:
+                try:
+                    if os.path.getmtime(path) >= snap.taken_at:
+                        continue  # written after this snapshot: the next pass decides
+                except FileNotFoundError:
+                    continue
+                removed = True  # a port that came and went: its record must go
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         for name, lines in (("hosts", self.host_lines(snap, network)),
                             ("opts", self.opt_lines(snap, network, port))):
             os.makedirs(os.path.join(directory, name), exist_ok=True)
@@ -346,6 +386,7 @@ class DhcpAgent:
     def disable(self, network_id: str) -> None:
         LOG.info("dhcp: disabling network %s", network_id)
         self._ns_done.pop(network_id, None)
+        self._dhcp_subnets.pop(network_id, None)
         directory = self._net_dir(network_id)
         proxy_pid = self._pid(os.path.join(directory, "metadata-proxy.pid"), network_id)
         try:  # the proxy exits by itself once its pid file is gone
@@ -384,10 +425,12 @@ def _write_if_changed(path: str, content: str) -> bool:
                 return False
     except FileNotFoundError:
         pass
-    with open(path + ".tmp", "w") as f:
+    # the temporary name starts with a dot: dnsmasq's directory watch skips it
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
         f.write(content)
-    os.chmod(path + ".tmp", 0o644)
-    os.replace(path + ".tmp", path)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
     return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass, field
 
 DHCP_OWNER = "network:dhcp"
@@ -16,6 +17,7 @@ class Snapshot:
     networks: dict[str, dict] = field(default_factory=dict)
     subnets: dict[str, dict] = field(default_factory=dict)
     ports: dict[str, dict] = field(default_factory=dict)
+    taken_at: float = 0.0  # time.time() when the snapshot was taken
 
     def subnets_of(self, network_id: str) -> list[dict]:
         return [s for s in self.subnets.values() if s["network_id"] == network_id]
@@ -78,4 +80,6 @@ class DesiredState:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return copy.deepcopy(self._data)
+            snap = copy.deepcopy(self._data)
+        snap.taken_at = time.time()
+        return snap

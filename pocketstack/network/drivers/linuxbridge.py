@@ -237,6 +237,10 @@ class LinuxBridgeDriver(NetworkDriver):
 
     def port_created(self, port, network):
         self.state.put("ports", port)
+        try:
+            self.dhcp.add_port_now(port)
+        except Exception:  # noqa: BLE001 - the next pass writes it anyway
+            LOG.exception("dhcp: fast path for port %s", port.get("id"))
 
     port_updated = port_created
 
