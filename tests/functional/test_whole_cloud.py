@@ -138,7 +138,7 @@ def test_whole_cloud_cli(pocketstack_cloud, tmp_path):
     cloud.cli("server", "remove", "floating", "ip", "vm1", address, parse=False, **u)
     cloud.cli("server", "delete", "vm1", "--wait", parse=False, **u)
     assert cloud.cli("server", "list", **u) == []
-    assert cloud.cli("port", "list", "--device-owner", "compute:nova", **u) == []
+    assert cloud.cli("port", "list", "--server", server["id"], **u) == []
     cloud.cli("floating", "ip", "delete", address, parse=False, **u)
     cloud.cli("volume", "delete", "data", parse=False, **u)
     wait_for(lambda: cloud.cli("volume", "list", **u) == [], "volume deleted")
@@ -213,41 +213,64 @@ def test_whole_cloud_sdk_cloud_layer(pocketstack_cloud):
     assert conn.get_image("cirros") is None
 
 
-def test_up_subprocess_and_restart(tmp_path):
+def test_up_subprocess_and_restart(pocketstack_cloud_process, tmp_path):
     """`pocketstack up` as a subprocess; a restart on the same state keeps everything."""
-    state = str(tmp_path / "cloud")
-    cloud = start_cloud_process(state)
-    try:
-        conn = cloud.connect()
-        image = conn.image.create_image(name="cirros", data=b"disk-bytes" * 100,
-                                        disk_format="raw", container_format="bare")
-        net = conn.network.create_network(name="private")
-        conn.network.create_subnet(network_id=net.id, cidr="10.2.0.0/24", ip_version=4)
-        server = conn.compute.create_server(name="vm1", image_id=image.id, flavor_id="1",
-                                            networks=[{"uuid": net.id}])
-        server = conn.compute.wait_for_server(server, interval=0.05, wait=120)
-        assert server.status == "ACTIVE"
-        token = conn.session.get_token()
-        types = _catalog_types(cloud)
-        assert _types_ok(types), types
-    finally:
-        cloud.stop()
+    cloud = pocketstack_cloud_process
+    assert _types_ok(_catalog_types(cloud))
+    user = cloud.make_user()
+    u = _user_kwargs(user)
+    conn = cloud.connect(username=user["username"], password=user["password"],
+                         project_name=user["project_name"])
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"disk-bytes" * 100)
+    image = cloud.cli("image", "create", "cirros", "--file", str(disk), "--disk-format", "raw",
+                      "--container-format", "bare", **u)
+    net = conn.network.create_network(name="private")
+    conn.network.create_subnet(network_id=net.id, cidr="10.2.0.0/24", ip_version=4)
+    server = cloud.cli("server", "create", "vm1", "--flavor", "m1.tiny", "--image", "cirros",
+                       "--network", "private", "--wait", **u)
+    assert server["status"] == "ACTIVE", server
+    vol = conn.block_storage.create_volume(size=1, name="data")
+    conn.block_storage.wait_for_status(vol, "available", interval=0.05, wait=60)
+    conn.compute.create_volume_attachment(server["id"], volume_id=vol.id)
+    conn.block_storage.wait_for_status(vol, "in-use", interval=0.05, wait=60)
+    conn.object_store.create_container(name="c1")
+    conn.object_store.upload_object(container="c1", name="o1", data=b"kept")
+    addresses = conn.compute.get_server(server["id"]).addresses
+    token = conn.session.get_token()
+    cloud.stop()
 
-    cloud2 = start_cloud_process(state, overrides={})
+    cloud2 = start_cloud_process(cloud.state_path)
     try:
-        # the token issued by the first run still validates
+        # a token issued by the first run is still valid, for every service
         r = httpx.get(f"{cloud2.url}/identity/v3/auth/tokens",
                       headers={"X-Auth-Token": token, "X-Subject-Token": token})
         assert r.status_code == 200, r.text
-        conn = cloud2.connect()
-        servers = list(conn.compute.servers())
-        assert [s.name for s in servers] == ["vm1"]
-        assert conn.compute.get_server(server.id).status == "ACTIVE"
-        data = conn.image.download_image(conn.image.get_image(image.id)).content
+        r = httpx.get(f"{cloud2.url}/compute/v2.1/servers", headers={"X-Auth-Token": token})
+        assert [s["name"] for s in r.json()["servers"]] == ["vm1"], r.text
+        conn = cloud2.connect(username=user["username"], password=user["password"],
+                              project_name=user["project_name"])
+        kept = conn.compute.get_server(server["id"])
+        assert kept.status == "ACTIVE" and kept.addresses == addresses, kept
+        assert [a["id"] for a in kept.attached_volumes] == [vol.id]
+        assert conn.block_storage.get_volume(vol.id).status == "in-use"
+        data = conn.image.download_image(conn.image.get_image(image["id"])).content
         assert data == b"disk-bytes" * 100
+        assert conn.object_store.download_object("o1", container="c1") == b"kept"
+        # and the restarted cloud still works: boot, detach, delete
+        again = conn.compute.create_server(name="vm2", image_id=image["id"], flavor_id="1",
+                                           networks=[{"uuid": net.id}])
+        conn.compute.wait_for_server(again, interval=0.05, wait=120)
+        conn.compute.delete_volume_attachment(server["id"], vol.id)
+        conn.block_storage.wait_for_status(vol, "available", interval=0.05, wait=60)
+        for srv in (kept, again):
+            conn.compute.delete_server(srv)
+            conn.compute.wait_for_delete(srv, interval=0.05, wait=60)
+        left = [p for p in conn.network.ports(network_id=net.id)
+                if p.device_owner.startswith("compute:")]
+        assert left == [], left
     finally:
         cloud2.stop()
-
 
 
 def test_cross_service_lifecycles(pocketstack_cloud, tmp_path):
