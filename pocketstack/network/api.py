@@ -99,6 +99,18 @@ def build(service) -> Api:
                 zones = [z for z in zones if z[key] == value]
         return {"availability_zones": zones}
 
+    @api.route("/v2.0/service-providers", "GET")
+    def service_providers(req: Request):
+        # The one service this plugin provides in-tree; no VPN/LBaaS/FWaaS providers
+        # (openstacksdk's project cleanup asks for VPN ones first).
+        providers = [{"service_type": "L3_ROUTER_NAT", "name": "default", "default": True}]
+        for key, value in req.query.multi_items():
+            if key in ("service_type", "name"):
+                providers = [p for p in providers if p[key] == value]
+            elif key == "default":
+                providers = [p for p in providers if str(p[key]).lower() == value.lower()]
+        return {"service_providers": providers}
+
     @api.route("/v2.0/network-ip-availabilities", "GET")
     def ip_availabilities(req: Request):
         filters: dict[str, list] = {}

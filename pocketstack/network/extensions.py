@@ -56,6 +56,8 @@ EXTENSIONS = [
      "Add new field with normalized remote_ip_prefix cidr in SG rule"),
     ("stateful-security-group", "Stateful security group", "Indicates if the security group "
                                                           "is stateful or not"),
+    ("service-type", "Neutron Service Type Management",
+     "API for retrieving service providers for Neutron advanced services"),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
     ("standard-attr-description", "standard-attr-description",
      "Extension to add descriptions to standard attributes"),
