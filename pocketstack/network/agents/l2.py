@@ -143,8 +143,13 @@ class LinuxBridgeBackend(L2Backend):
     def plug(self, network: dict, device: str) -> None:
         if not self.ip.exists(device):
             return
-        self.ip.set_master(device, self.switch_for(network))
-        self.ip.set_up(device)
+        try:
+            self.ip.set_master(device, self.switch_for(network))
+            self.ip.set_up(device)
+        except Exception:
+            if self.ip.exists(device):
+                raise
+            # the device went away meanwhile (its instance was deleted): nothing to do
 
     def remove_network(self, switch: str) -> None:
         if not self.ip.exists(switch):
