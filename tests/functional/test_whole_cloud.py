@@ -363,3 +363,71 @@ def test_cross_service_lifecycles(pocketstack_cloud, tmp_path):
     limits = {row["Name"]: row["Value"]
               for row in cloud.cli("limits", "show", "--absolute", **u)}
     assert limits["total_instances_used"] == 0 and limits["total_ram_used"] == 0, limits
+
+
+def test_auto_ip_boot_from_volume_app_credential_and_project_cleanup(pocketstack_cloud):
+    """What Ansible playbooks and CI jobs lean on: the cloud layer's auto_ip and
+    boot-from-volume, an application credential reaching every service, and
+    `openstack project cleanup` emptying a project across all of them."""
+    cloud = pocketstack_cloud
+    admin = cloud.connect()
+    user = cloud.make_user()
+    u = _user_kwargs(user)
+    conn = cloud.connect(username=user["username"], password=user["password"],
+                         project_name=user["project_name"])
+    ext = admin.network.create_network(name="public", is_router_external=True)
+    admin.network.create_subnet(network_id=ext.id, cidr="172.24.4.0/24", ip_version=4)
+
+    conn.create_image("cirros", data=b"x" * 4096, disk_format="raw",
+                      container_format="bare", wait=True)
+    net = conn.create_network("private")
+    subnet = conn.create_subnet(net.id, cidr="10.5.0.0/24", ip_version=4)
+    router = conn.create_router("r1", ext_gateway_net_id=ext.id)
+    conn.add_router_interface(router, subnet_id=subnet.id)
+    # default security group, made for the project on first use
+    assert [g.name for g in conn.network.security_groups()] == ["default"]
+
+    conn.create_server("vm1", image="cirros", flavor="m1.tiny", network="private",
+                       wait=True, auto_ip=True, timeout=60)
+    conn.create_server("vm2", image="cirros", flavor="m1.tiny", network="private",
+                       wait=True, auto_ip=False, boot_from_volume=True, volume_size=1,
+                       terminate_volume=True, timeout=60)
+    servers = {s.name: s for s in conn.list_servers()}
+    assert servers["vm1"].public_v4.startswith("172.24.4."), servers["vm1"]
+    assert servers["vm1"].private_v4.startswith("10.5.0.")
+    assert servers["vm2"].public_v4 == "" and servers["vm2"].volumes, servers["vm2"]
+    assert [v.status for v in conn.list_volumes()] == ["in-use"]
+    conn.create_volume(size=1, name="spare", wait=True, timeout=60)
+    conn.object_store.create_container(name="c1")
+    conn.object_store.upload_object(container="c1", name="o1", data=b"x")
+
+    cred = cloud.cli("application", "credential", "create", "ci", **u)
+    import openstack
+
+    app = openstack.connect(auth_type="v3applicationcredential", region_name="RegionOne",
+                            load_yaml_config=False, load_envvars=False,
+                            auth={"auth_url": cloud.auth_url,
+                                  "application_credential_id": cred["ID"],
+                                  "application_credential_secret": cred["Secret"]})
+    try:
+        assert {s.name for s in app.compute.servers()} == {"vm1", "vm2"}
+        assert len(list(app.block_storage.volumes())) == 2
+        assert [c.name for c in app.object_store.containers()] == ["c1"]
+        assert "cirros" in [i.name for i in app.image.images()]
+        assert "private" in [n.name for n in app.network.networks()]
+    finally:
+        app.close()
+
+    # delete_server(delete_ips=True) releases the floating IP auto_ip made
+    assert conn.delete_server("vm1", wait=True, delete_ips=True, timeout=60)
+    assert list(conn.network.ips()) == []
+
+    # everything else: `openstack project cleanup` as the project's own user
+    cloud.cli("project", "cleanup", "--auto-approve", "--auth-project", parse=False, **u)
+    assert list(conn.compute.servers()) == []
+    wait_for(lambda: list(conn.block_storage.volumes()) == [], "volumes cleaned up")
+    assert [i for i in conn.image.images() if i.owner == user["project_id"]] == []
+    assert list(conn.object_store.containers()) == []
+    assert [n.name for n in conn.network.networks()] == ["public"]
+    assert list(conn.network.routers()) == []
+    assert list(conn.network.ports(project_id=user["project_id"])) == []
