@@ -177,7 +177,8 @@ def run_action(h, req):
         group = (args or {}).get("name")
         if not group:
             raise errors.BadRequest("Security group name cannot be empty")
-        c.network.validate(ctx, [], [group])
+        if c.network.manager is not None:
+            c.network.security_group_id(ctx, group)  # 400 when unknown
         groups = list(inst["security_groups"] or [])
         if name == "addSecurityGroup":
             if group in groups:
@@ -189,6 +190,8 @@ def run_action(h, req):
                 raise errors.BadRequest(f"Security group {group} not associated with the "
                                         "instance")
             groups.remove(group)
+        c.network.change_security_group(ctx, inst["uuid"], group,
+                                        add=name == "addSecurityGroup")
         c.update_instance(inst["uuid"], {"security_groups": groups})
         return None
     if name == "changePassword":

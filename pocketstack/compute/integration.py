@@ -329,6 +329,27 @@ class NetworkAdapter:
                 out.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
         return out
 
+    def change_security_group(self, ctx: RequestContext, instance_uuid: str, name: str,
+                              add: bool) -> None:
+        """Add (or remove) a security group on each port of the instance that has port
+        security, as Nova's addSecurityGroup/removeSecurityGroup do."""
+        if self.manager is None:
+            return
+        sg_id = self.security_group_id(ctx, name)
+        sctx = service_context(ctx, ctx.project_id)
+        for port in self._call(("list_ports",), sctx, {"device_id": [instance_uuid]}):
+            port = _plain(port)
+            if port.get("port_security_enabled") is False:
+                continue
+            groups = list(port.get("security_groups") or [])
+            if add and sg_id not in groups:
+                groups.append(sg_id)
+            elif not add and sg_id in groups:
+                groups.remove(sg_id)
+            else:
+                continue
+            self._call(("update_port",), sctx, port["id"], {"security_groups": groups})
+
     def bind_host(self, ctx: RequestContext, network_info: list[dict], host: str) -> None:
         if self.manager is None:
             return
