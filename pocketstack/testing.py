@@ -29,6 +29,8 @@ FAST_DEFAULTS = {
     # bcrypt at cost 4 keeps a cloud per test cheap; production keeps 12.
     "identity.password_hash_rounds": 4,
     "bootstrap.admin_password": "pocketstack-admin",
+    # test clouds do not download and build the guest image behind `up`
+    "guest_image.register": False,
 }
 
 
