@@ -50,6 +50,7 @@ import hashlib
 import ipaddress
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -136,7 +137,7 @@ class IptablesFirewall:
     """One per host (or per namespace standing for a host, in tests)."""
 
     def __init__(self, rootwrap, namespace: str | None = None, prefix: str = "pssg",
-                 verify_interval: float = 60.0):
+                 verify_interval: float = 60.0, arp_protection: bool = True):
         """``verify_interval``: seconds between full reads of the host's rules;
         in between, what this object wrote is trusted (a pass that changes one
         port then costs one small ``iptables-restore``)."""
@@ -152,6 +153,10 @@ class IptablesFirewall:
         self._verified_at = -1e9
         self._cache: dict[int, tuple[dict, dict]] = {}
         self._sets_cache: dict[str, set[str]] | None = None
+        self.arp_protection = arp_protection and shutil.which("ebtables-restore") is not None
+        if arp_protection and not self.arp_protection:
+            LOG.warning("firewall: ebtables-restore not found, ARP is not filtered")
+        self._arp_cache: dict[str, list[str]] | None = None
 
     # -- commands ----------------------------------------------------------------------
     def _cmd(self, *args: str) -> list[str]:
@@ -408,6 +413,7 @@ class IptablesFirewall:
         if verify or time.monotonic() - self._verified_at > self.verify_interval:
             self._cache.clear()
             self._sets_cache = None
+            self._arp_cache = None
             self._verified_at = time.monotonic()
         if members is None:
             members = {}
@@ -438,12 +444,15 @@ class IptablesFirewall:
         # 2. chains, one transaction per family
         for version in (4, 6):
             self._converge_family(version, ports, rules, members, stats)
-        # 3. sets nothing references any more
+        # 3. ARP: a port may only announce its own addresses (ebtables, bridge layer)
+        if self.arp_protection:
+            self._converge_arp(ports)
+        # 4. sets nothing references any more
         stale_sets = [n for n in current_sets if n not in wanted_sets]
         for name in stale_sets:
             self._run("ipset", "destroy", name, check=False)
             self._sets_cache.pop(name, None)
-        # 4. connections that lost their permission
+        # 5. connections that lost their permission
         self._expire_connections(ports, rules, members, stats)
         return stats
 
@@ -499,6 +508,86 @@ class IptablesFirewall:
         self._cache[version] = after
         stats.restores += 1
         stats.chains_removed += len(stale)
+
+    # -- ARP (ebtables) -------------------------------------------------------------------
+    def arp_desired(self, ports: list[FirewallPort]) -> dict[str, list[str]]:
+        chains: dict[str, list[str]] = {}
+        dispatch = []
+        for port in sorted(ports, key=lambda p: p.device):
+            if not port.port_security_enabled:
+                continue
+            name = self.chain("a", port.id)
+            rules = []
+            sources = [(ip, port.mac) for ip in port.ips]
+            sources += list(port.allowed_address_pairs)
+            for address, mac in sources:
+                net = ipaddress.ip_network(address, strict=False)
+                if net.version != 4:
+                    continue
+                text = str(net.network_address) if net.prefixlen == 32 else str(net)
+                rule = f"-p ARP --arp-ip-src {text} --arp-mac-src {mac} -j RETURN"
+                if rule not in rules:
+                    rules.append(rule)
+            rules.append("-p ARP -j DROP")
+            chains[name] = rules
+            dispatch.append(f"-i {port.device} -j {name}")
+        if chains:
+            chains[self.chain("ARP")] = dispatch
+        return chains
+
+    def _arp_current(self) -> tuple[dict[str, list[str]], list[str]]:
+        out = self._run("ebtables-save", check=False) or ""
+        chains: dict[str, list[str]] = {}
+        base = []
+        mark = f"{self.prefix}-"
+        table = None
+        for line in out.splitlines():
+            if line.startswith("*"):
+                table = line[1:].strip()
+            if table != "filter":
+                continue
+            if line.startswith(":") and line[1:].startswith(mark):
+                chains.setdefault(line[1:].split()[0], [])
+            elif line.startswith("-A "):
+                _, name, rest = line.split(" ", 2)
+                if name.startswith(mark):
+                    chains.setdefault(name, []).append(rest)
+                elif name in ("FORWARD", "INPUT") and rest == f"-j {self.chain('ARP')}":
+                    base.append(name)
+        return chains, base
+
+    def _converge_arp(self, ports: list[FirewallPort]) -> None:
+        want = self.arp_desired(ports)
+        if self._arp_cache is not None:
+            have, base = {k: list(v) for k, v in self._arp_cache.items()}, \
+                (["FORWARD", "INPUT"] if self._arp_cache else [])
+        else:
+            have, base = self._arp_current()
+        dispatch = self.chain("ARP")
+        lines = ["*filter"]
+        body = []
+        for name, rules in want.items():
+            if have.get(name) != rules:
+                lines.append(f":{name} RETURN")
+                body += [f"-A {name} {r}" for r in rules]
+        if want:
+            body += [f"-A {chain} -j {dispatch}" for chain in ("FORWARD", "INPUT")
+                     if chain not in base]
+        else:
+            body += [f"-D {chain} -j {dispatch}" for chain in base]
+        stale = [n for n in have if n not in want]
+        for name in stale:  # flushed now (nothing jumps to them any more), deleted next
+            if f":{name} RETURN" not in lines:
+                lines.append(f":{name} RETURN")
+        if len(lines) > 1 or body:
+            self._arp_cache = None
+            self._run("ebtables-restore", "--noflush",
+                      stdin="\n".join(lines + body + ["COMMIT"]) + "\n")
+        if stale:
+            self._run("ebtables-restore", "--noflush",
+                      stdin="\n".join(["*filter"] + [f"-X {n}" for n in stale] + ["COMMIT"])
+                      + "\n")
+        self._arp_cache = want
 
     def remove_all(self) -> Stats:
         """Take every chain, jump and set of ours off the host."""

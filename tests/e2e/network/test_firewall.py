@@ -3,6 +3,7 @@ ipset + conntrack in it), namespaces on its bridge play instances."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import pytest
@@ -126,6 +127,13 @@ def test_anti_spoofing_and_allowed_address_pairs(host):
     ports[0] = fport(a, [sg], pairs=[("10.9.0.50/32", a["mac"])])
     fw.converge(ports, rules)
     assert tcp(a["ns"], "10.9.0.4", SSH, src="10.9.0.50").startswith("ok 10.9.0.50")
+    # ARP: the port may announce its own addresses (and its pairs), no others
+    arp = ["arping", "-c", "1", "-w", "2", "-i", "eth0"]
+    assert subprocess.run(["ip", "netns", "exec", a["ns"], *arp, "-S", "10.9.0.3",
+                           "10.9.0.4"], capture_output=True).returncode == 0
+    assert subprocess.run(["ip", "netns", "exec", a["ns"], *arp, "-S", "10.9.0.51",
+                           "10.9.0.4"], capture_output=True).returncode != 0
+    assert "t9-a" in sh(host["ns"], "ebtables-save")
     # a MAC that is not the port's is dropped, even with the port's IP
     sh(a["ns"], "ip", "link", "set", "eth0", "address", "fa:16:3e:00:09:99")
     sh(b["ns"], "ip", "neigh", "flush", "all")
@@ -193,4 +201,5 @@ def test_stale_chains_and_sets_are_removed(host):
     fw.remove_all()
     saved = ruleset(host)
     assert "t9-" not in saved
+    assert "t9-" not in sh(host["ns"], "ebtables-save")
     assert sh(host["ns"], "ipset", "list", "-n").strip() == ""
