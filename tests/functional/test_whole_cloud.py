@@ -431,3 +431,55 @@ def test_auto_ip_boot_from_volume_app_credential_and_project_cleanup(pocketstack
     assert [n.name for n in conn.network.networks()] == ["public"]
     assert list(conn.network.routers()) == []
     assert list(conn.network.ports(project_id=user["project_id"])) == []
+
+
+def test_server_on_two_networks_security_groups_and_own_port(pocketstack_cloud):
+    """A server on a port its user made plus a second network: `server add/remove
+    security group` reach both ports, `server add/remove network` adds and frees a
+    port, and deleting the server leaves the user's own port, unbound."""
+    cloud = pocketstack_cloud
+    user = cloud.make_user()
+    u = _user_kwargs(user)
+    conn = cloud.connect(username=user["username"], password=user["password"],
+                         project_name=user["project_name"])
+    conn.create_image("cirros", data=b"x" * 1024, disk_format="raw", container_format="bare",
+                      wait=True)
+    for name, cidr in (("private", "10.5.0.0/24"), ("second", "10.6.0.0/24"),
+                       ("third", "10.7.0.0/24")):
+        net = conn.create_network(name)
+        conn.create_subnet(net.id, cidr=cidr, ip_version=4)
+    web = conn.create_security_group("web", "web servers")
+    default = conn.network.find_security_group("default")
+    port = cloud.cli("port", "create", "--network", "private", "myport", **u)
+
+    server = cloud.cli("server", "create", "vm1", "--flavor", "m1.tiny", "--image", "cirros",
+                       "--port", "myport", "--network", "second", "--wait", **u)
+    ports = list(conn.network.ports(device_id=server["id"]))
+    assert len(ports) == 2 and port["id"] in [p.id for p in ports]
+
+    cloud.cli("server", "add", "security", "group", "vm1", "web", parse=False, **u)
+    groups = [sorted(p.security_group_ids) for p in conn.network.ports(device_id=server["id"])]
+    assert groups == [sorted([web.id, default.id])] * 2, groups
+    shown = cloud.cli("server", "show", "vm1", **u)
+    assert sorted(g["name"] for g in shown["security_groups"]) == ["default", "web"]
+    cloud.cli("server", "remove", "security", "group", "vm1", "web", parse=False, **u)
+    groups = [p.security_group_ids for p in conn.network.ports(device_id=server["id"])]
+    assert groups == [[default.id]] * 2, groups
+    bad = cloud.cli("server", "add", "security", "group", "vm1", "nope", parse=False,
+                    check=False, **u)
+    assert bad.returncode != 0 and "nope" in bad.stderr
+
+    cloud.cli("server", "add", "network", "vm1", "third", parse=False, **u)
+    wait_for(lambda: "third" in cloud.cli("server", "show", "vm1", **u)["addresses"],
+             "the third network in the server's addresses")
+    assert len(list(conn.network.ports(device_id=server["id"]))) == 3
+    cloud.cli("server", "remove", "network", "vm1", "third", parse=False, **u)
+    wait_for(lambda: len(list(conn.network.ports(device_id=server["id"]))) == 2,
+             "the third network's port freed")
+
+    cloud.cli("server", "delete", "vm1", "--wait", parse=False, **u)
+    kept = conn.network.get_port(port["id"])
+    assert kept.device_id == "" and kept.device_owner == "", kept
+    assert list(conn.network.ports(device_id=server["id"])) == []
+    assert [p.id for p in conn.network.ports(project_id=user["project_id"])
+            if p.device_owner.startswith("compute:")] == []
