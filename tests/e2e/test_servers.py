@@ -73,6 +73,10 @@ def _ssh(net_id: str, ip: str, key: str, command: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _agent_driver_pid(driver, server_id):
+    return driver._record(server_id).get("pid")
+
+
 def _agent_driver(cloud):
     compute = cloud.cloud.services["compute"]
     return next(a.driver for a in compute.agents if a.host == cloud.cloud.conf.host)
@@ -143,6 +147,34 @@ def test_server_create_boots_a_real_guest(cloud, tmp_path):
     cloud.cli("server", "reboot", "--hard", "vm1", parse=False)
     _wait(lambda: driver._record(server_id).get("pid") not in (None, pid2), what="reboot")
     assert power("ACTIVE", 1) == 1
+
+    # kill the compute agent and the DHCP service mid-way, then restart both:
+    # the guests keep running, the agent finds them, DHCP/metadata come back
+    from pocketstack.compute.manager import ComputeManager
+    from pocketstack.compute.virt.container import ContainerDriver
+
+    compute = cloud.cloud.services["compute"]
+    old_agent = next(a for a in compute.agents if a.host == cloud.cloud.conf.host)
+    old_agent.stop()
+    compute.agents.remove(old_agent)
+    network_driver = cloud.cloud.services["network"].driver
+    network_driver.stop()
+    ddir = os.path.join(network_driver.dhcp.dir, net["id"])
+    for name in ("pid", "metadata-proxy.pid"):
+        subprocess.run(["kill", "-9", open(os.path.join(ddir, name)).read().strip()])
+    guest_pids = {n: _agent_driver_pid(driver, s["id"]) for n, s in servers.items()}
+    agent = ComputeManager(cloud.cloud.conf, cloud.cloud.conf.host, compute.transport,
+                           driver=ContainerDriver(cloud.cloud.conf, cloud.cloud.conf.host))
+    agent.start()
+    compute.agents.append(agent)
+    network_driver.start(network_driver.manager)
+    network_driver.wait_converged()
+    for name, server in servers.items():
+        assert _agent_driver_pid(agent.driver, server["id"]) == guest_pids[name]
+        assert cloud.cli("server", "show", name)["status"] == "ACTIVE"
+    out = _ssh(net["id"], ips["vm2"], str(tmp_path / "id_rsa"),
+               "wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json")
+    assert out["rc"] == 0 and servers["vm2"]["id"] in out["out"]
 
     # delete everything: nothing of it stays on the host
     ports = [p["ID"] for p in cloud.cli("port", "list", "--network", "n1")]
