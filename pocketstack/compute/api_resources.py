@@ -1068,6 +1068,8 @@ def register(api, service, helpers) -> None:
             rules = {}
         ctx = req.context
 
+        conductor.ensure_project_lock(ctx.project_id)
+
         def txn(s):
             conductor.lock_project(s, ctx.project_id)
             conductor.check_quota(s, ctx.project_id, {"server_groups": 1})

@@ -52,6 +52,7 @@ class Conductor:
         self.network = NetworkAdapter(service.cloud)
         self.agents = rpcapi.ComputeAgentAPI(self.transport)
         self.fast = sql.Fast(self.db)
+        self._project_locks: set[str] = set()
         self._zones: dict[str, str] = {}
         conf = self.conf
         self._claim = sql.claim_statement(conf.cpu_allocation_ratio, conf.ram_allocation_ratio,
@@ -250,15 +251,25 @@ class Conductor:
         return {"instances": used[0], "cores": int(used[1]), "ram": int(used[2]),
                 "server_groups": groups}
 
-    def lock_project(self, s, project_id: str) -> None:
-        """Serialise quota checks of a project on every engine."""
-        updated = s.execute(sql.LOCK_PROJECT, {"_project_id": project_id}).rowcount
-        if not updated:
-            try:
-                with s.begin_nested():
+    def ensure_project_lock(self, project_id: str) -> None:
+        """Create the project's quota lock row, in a transaction of its own, before the
+        caller's transaction: two first inserts racing inside callers' transactions
+        deadlock on MariaDB."""
+        if project_id in self._project_locks:
+            return
+        try:
+            with self.db.session() as s:
+                if not s.execute(sql.LOCK_PROJECT, {"_project_id": project_id}).rowcount:
                     s.execute(sql.INSERT_LOCK, {"project_id": project_id, "generation": 1})
-            except sa.exc.IntegrityError:
-                s.execute(sql.LOCK_PROJECT, {"_project_id": project_id})
+        except sa.exc.IntegrityError:
+            pass
+        self._project_locks.add(project_id)
+
+    def lock_project(self, s, project_id: str) -> None:
+        """Serialise quota checks of a project on every engine (call
+        ``ensure_project_lock`` before the transaction)."""
+        if not s.execute(sql.LOCK_PROJECT, {"_project_id": project_id}).rowcount:
+            s.execute(sql.INSERT_LOCK, {"project_id": project_id, "generation": 1})
 
     def check_quota(self, s, project_id: str, deltas: dict[str, int]) -> None:
         limits = self.quota_limits(project_id, s)
@@ -276,6 +287,7 @@ class Conductor:
     def create_instances(self, ctx, base: dict, count: int, group_id: int | None,
                          min_count: int) -> list[dict]:
         """Insert the instance rows (quota-checked) in one transaction."""
+        self.ensure_project_lock(base["project_id"])
         def txn(s):
             self.lock_project(s, base["project_id"])
             limits = self.quota_limits(base["project_id"], s)
