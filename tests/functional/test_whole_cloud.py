@@ -138,7 +138,9 @@ def test_whole_cloud_cli(pocketstack_cloud, tmp_path):
     cloud.cli("server", "remove", "floating", "ip", "vm1", address, parse=False, **u)
     cloud.cli("server", "delete", "vm1", "--wait", parse=False, **u)
     assert cloud.cli("server", "list", **u) == []
-    assert cloud.cli("port", "list", "--server", server["id"], **u) == []
+    conn = cloud.connect(username=user["username"], password=user["password"],
+                         project_name=user["project_name"])
+    assert list(conn.network.ports(device_id=server["id"])) == []
     cloud.cli("floating", "ip", "delete", address, parse=False, **u)
     cloud.cli("volume", "delete", "data", parse=False, **u)
     wait_for(lambda: cloud.cli("volume", "list", **u) == [], "volume deleted")
