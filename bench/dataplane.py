@@ -163,6 +163,12 @@ def main() -> int:
         conn.compute.create_keypair(name="bench", public_key=f"ssh-rsa {key.get_base64()} b")
         net = conn.network.create_network(name="bench")
         conn.network.create_subnet(network_id=net.id, cidr="10.123.0.0/16", ip_version=4)
+        # security groups are enforced: allow SSH and ping into the default group
+        group = conn.network.find_security_group("default", project_id=conn.current_project_id)
+        for proto, port in (("tcp", 22), ("icmp", None)):
+            conn.network.create_security_group_rule(
+                security_group_id=group.id, direction="ingress", ethertype="IPv4",
+                protocol=proto, port_range_min=port, port_range_max=port)
         flavor = conn.compute.find_flavor("m1.nano")
         driver = cloud.cloud.services["network"].driver
         driver.wait_converged()

@@ -92,6 +92,9 @@ def test_server_create_boots_a_real_guest(cloud, tmp_path):
     cloud.cli("keypair", "create", "--public-key", str(tmp_path / "id_rsa.pub"), "k1")
     net = cloud.cli("network", "create", "n1")
     cloud.cli("subnet", "create", "--network", "n1", "--subnet-range", "10.55.0.0/24", "s1")
+    # security groups are enforced: SSH needs a rule, as on any OpenStack cloud
+    cloud.cli("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
+              "default")
     images = cloud.cli("image", "list")
     assert any(i["Name"] == "pocketstack-guest" for i in images)
     servers = {}

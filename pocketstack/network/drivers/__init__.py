@@ -6,7 +6,10 @@ import importlib
 
 DRIVERS = {
     "noop": "pocketstack.network.drivers.noop:NoopDriver",
-    "linuxbridge": "pocketstack.network.drivers.linuxbridge:LinuxBridgeDriver",
+    # Linux bridges with routers, floating IPs and security groups enforced on the host;
+    # the plain L2 driver stays reachable by its path
+    # (pocketstack.network.drivers.linuxbridge:LinuxBridgeDriver).
+    "linuxbridge": "pocketstack.network.drivers.openvswitch:LinuxBridgeRoutingDriver",
     "openvswitch": "pocketstack.network.drivers.openvswitch:OpenVSwitchDriver",
 }
 
