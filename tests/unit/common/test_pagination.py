@@ -1,13 +1,12 @@
 """Keyset pagination returns every row exactly once, in order, on every engine."""
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.datastructures import QueryParams
 
 from pocketstack import config
 from pocketstack.common import db, errors, pagination
-
-import pytest
 
 Base = db.service_base("pagetest")
 

@@ -9,8 +9,13 @@ import sys
 import pytest
 
 from pocketstack import config, rootwrap
+from tests.conftest import missing
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="in-process mode needs root")
+
+@pytest.fixture(autouse=True)
+def _root():
+    if os.geteuid() != 0:
+        missing("root (rootwrap's in-process mode)")
 
 
 @pytest.fixture
