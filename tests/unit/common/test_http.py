@@ -1,11 +1,19 @@
 """The shared HTTP layer: request ids, error shapes, body limits, threading."""
 
-import threading
+import asyncio
 
 from starlette.testclient import TestClient
 
 from pocketstack.common import errors
 from pocketstack.common.http import Api, RequestIdMiddleware, nova_error_body
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def make_client(**kw) -> TestClient:
@@ -15,7 +23,7 @@ def make_client(**kw) -> TestClient:
     def show(req):
         if req.path_params["id"] == "missing":
             raise errors.NotFound("Thing missing could not be found.")
-        return {"thing": {"id": req.path_params["id"], "thread": threading.get_ident()}}
+        return {"thing": {"id": req.path_params["id"], "on_loop": _on_event_loop()}}
 
     @api.route("/things", "POST", status=201)
     def create(req):
@@ -27,7 +35,7 @@ def make_client(**kw) -> TestClient:
 
     @api.route("/stream")
     async def stream(req):
-        return {"loop": threading.get_ident()}
+        return {"on_loop": _on_event_loop()}
 
     return TestClient(RequestIdMiddleware(api.app()))
 
@@ -70,9 +78,8 @@ def test_malformed_and_oversized_bodies():
 
 def test_sync_handlers_leave_the_event_loop():
     client = make_client()
-    sync_thread = client.get("/things/1").json()["thing"]["thread"]
-    loop_thread = client.get("/stream").json()["loop"]
-    assert sync_thread != loop_thread
+    assert client.get("/things/1").json()["thing"]["on_loop"] is False
+    assert client.get("/stream").json()["on_loop"] is True
 
 
 def test_authentication_hook():
