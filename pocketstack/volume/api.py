@@ -88,6 +88,41 @@ def build(service) -> Api:
     def body_of(req, schema):
         return validate(schema, req.json())
 
+    def metadata_routes(collection: str, id_param: str, get, set_meta, delete_key):
+        """The six metadata routes Cinder gives volumes and snapshots alike."""
+        base = f"/v3/{collection}/{{{id_param}}}/metadata"
+
+        @api.route(base)
+        def meta_get(req):
+            return {"metadata": get(req.context, req.path_params[id_param])["meta"]}
+
+        @api.route(base, ("POST", "PUT"))
+        def meta_set(req):
+            meta = body_of(req, schemas.metadata_body)["metadata"]
+            return {"metadata": set_meta(req.context, req.path_params[id_param], meta,
+                                         replace=req.method == "PUT")}
+
+        @api.route(base + "/{key}")
+        def meta_show(req):
+            meta = get(req.context, req.path_params[id_param])["meta"]
+            key = req.path_params["key"]
+            if key not in meta:
+                raise errors.NotFound(f"Metadata item was not found: {key}")
+            return {"meta": {key: meta[key]}}
+
+        @api.route(base + "/{key}", "PUT")
+        def meta_item_put(req):
+            meta = body_of(req, schemas.meta_item)["meta"]
+            if req.path_params["key"] not in meta:
+                raise errors.BadRequest("Request body and URI mismatch")
+            set_meta(req.context, req.path_params[id_param], meta, replace=False)
+            return {"meta": meta}
+
+        @api.route(base + "/{key}", "DELETE")
+        def meta_delete(req):
+            delete_key(req.context, req.path_params[id_param], req.path_params["key"])
+            return Response(status_code=200)
+
     def list_params(req, sort_keys: dict[str, str]):
         limit = pagination.parse_limit(req.query, default=MAX_LIMIT, maximum=MAX_LIMIT)
         sort = pagination.parse_sort(req.query, sort_keys, [("created_at", "desc")])
@@ -284,44 +319,8 @@ def build(service) -> Api:
                           cascade=req.flag("cascade"), force=force)
         return Response(status_code=202)
 
-    # metadata
-    @api.route("/v3/volumes/{volume_id}/metadata")
-    def volume_meta_get(req):
-        return {"metadata": mgr.get_volume(req.context, req.path_params["volume_id"])["meta"]}
-
-    @api.route("/v3/volumes/{volume_id}/metadata", "POST")
-    def volume_meta_post(req):
-        meta = body_of(req, schemas.metadata_body)["metadata"]
-        return {"metadata": mgr.set_metadata(req.context, req.path_params["volume_id"], meta)}
-
-    @api.route("/v3/volumes/{volume_id}/metadata", "PUT")
-    def volume_meta_put(req):
-        meta = body_of(req, schemas.metadata_body)["metadata"]
-        return {"metadata": mgr.set_metadata(req.context, req.path_params["volume_id"], meta,
-                                             replace=True)}
-
-    @api.route("/v3/volumes/{volume_id}/metadata/{key}")
-    def volume_meta_show(req):
-        meta = mgr.get_volume(req.context, req.path_params["volume_id"])["meta"]
-        key = req.path_params["key"]
-        if key not in meta:
-            raise errors.NotFound(f"Metadata item was not found: {key}")
-        return {"meta": {key: meta[key]}}
-
-    @api.route("/v3/volumes/{volume_id}/metadata/{key}", "PUT")
-    def volume_meta_item_put(req):
-        meta = body_of(req, schemas.meta_item)["meta"]
-        key = req.path_params["key"]
-        if key not in meta:
-            raise errors.BadRequest("Request body and URI mismatch")
-        mgr.set_metadata(req.context, req.path_params["volume_id"], meta)
-        return {"meta": meta}
-
-    @api.route("/v3/volumes/{volume_id}/metadata/{key}", "DELETE")
-    def volume_meta_delete(req):
-        mgr.delete_metadata_key(req.context, req.path_params["volume_id"],
-                                req.path_params["key"])
-        return Response(status_code=200)
+    metadata_routes("volumes", "volume_id", mgr.get_volume,
+                    mgr.set_metadata, mgr.delete_metadata_key)
 
     # actions
     @api.route("/v3/volumes/{volume_id}/action", "POST")
@@ -573,38 +572,8 @@ def build(service) -> Api:
             return Response(status_code=202)
         raise errors.BadRequest(f"There is no such action: {action}")
 
-    @api.route("/v3/snapshots/{snapshot_id}/metadata")
-    def snap_meta_get(req):
-        return {"metadata": mgr.get_snapshot(req.context,
-                                             req.path_params["snapshot_id"])["meta"]}
-
-    @api.route("/v3/snapshots/{snapshot_id}/metadata", ("POST", "PUT"))
-    def snap_meta_set(req):
-        meta = body_of(req, schemas.metadata_body)["metadata"]
-        return {"metadata": mgr.set_snapshot_metadata(
-            req.context, req.path_params["snapshot_id"], meta, replace=req.method == "PUT")}
-
-    @api.route("/v3/snapshots/{snapshot_id}/metadata/{key}")
-    def snap_meta_show(req):
-        meta = mgr.get_snapshot(req.context, req.path_params["snapshot_id"])["meta"]
-        key = req.path_params["key"]
-        if key not in meta:
-            raise errors.NotFound(f"Metadata item was not found: {key}")
-        return {"meta": {key: meta[key]}}
-
-    @api.route("/v3/snapshots/{snapshot_id}/metadata/{key}", "PUT")
-    def snap_meta_item_put(req):
-        meta = body_of(req, schemas.meta_item)["meta"]
-        if req.path_params["key"] not in meta:
-            raise errors.BadRequest("Request body and URI mismatch")
-        mgr.set_snapshot_metadata(req.context, req.path_params["snapshot_id"], meta, False)
-        return {"meta": meta}
-
-    @api.route("/v3/snapshots/{snapshot_id}/metadata/{key}", "DELETE")
-    def snap_meta_delete(req):
-        mgr.delete_snapshot_metadata_key(req.context, req.path_params["snapshot_id"],
-                                         req.path_params["key"])
-        return Response(status_code=200)
+    metadata_routes("snapshots", "snapshot_id", mgr.get_snapshot,
+                    mgr.set_snapshot_metadata, mgr.delete_snapshot_metadata_key)
 
     # -- volume types ---------------------------------------------------------
 

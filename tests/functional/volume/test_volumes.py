@@ -133,6 +133,21 @@ def test_snapshots_are_overlays_and_keep_their_data(volume_cloud):
     assert list(bs.snapshots(volume_id=vol.id)) == []
 
 
+def test_snapshot_metadata_through_the_cli(volume_cloud):
+    bs = volume_cloud.connect().block_storage
+    vol = wait_status(lambda: bs.get_volume(bs.create_volume(size=1).id), "available")
+    snap = bs.create_snapshot(volume_id=vol.id, name="meta-snap", metadata={"a": "1"})
+    wait_status(lambda: bs.get_snapshot(snap.id), "available")
+    volume_cloud.cli("volume", "snapshot", "set", "--property", "b=2", snap.id, parse=False)
+    assert volume_cloud.cli("volume", "snapshot", "show", snap.id)["properties"] == {
+        "a": "1", "b": "2"}
+    volume_cloud.cli("volume", "snapshot", "unset", "--property", "a", snap.id, parse=False)
+    assert bs.get_snapshot(snap.id).metadata == {"b": "2"}
+    with pytest.raises(exceptions.NotFoundException):
+        bs.delete_snapshot_metadata(snap, keys=["missing"])
+    assert bs.get_snapshot(snap.id).metadata == {"b": "2"}
+
+
 def test_snapshot_of_missing_volume_is_404(volume_cloud):
     bs = volume_cloud.connect().block_storage
     with pytest.raises(exceptions.NotFoundException):
