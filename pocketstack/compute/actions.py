@@ -10,6 +10,7 @@ from pocketstack.common.http import JSONResponse
 from pocketstack.compute import models as m
 from pocketstack.compute import states, views
 from pocketstack.compute.conductor import NoValidHost, StateConflict
+from pocketstack.compute.console.api import ACTIONS as CONSOLE_ACTIONS
 from pocketstack.compute.integration import as_context, context_dict
 
 A, S, P, SU, R, RS, E = (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED,
@@ -59,6 +60,8 @@ def run_action(h, req):
     cdict = context_dict(ctx)
     policy = h.policy
     v = req.state["version"]
+    if name in CONSOLE_ACTIONS:
+        return h.service.remote_consoles.action(req, inst, name, body)
     if name not in ("unlock", "os-resetState", "lock") and inst["locked"] and not ctx.is_admin:
         raise errors.Conflict(f"Instance {inst['uuid']} is locked")
 

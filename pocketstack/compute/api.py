@@ -419,6 +419,9 @@ def build(service) -> Api:
     from pocketstack.compute import api_proxies
 
     api_proxies.register(api, service, helpers)
+    from pocketstack.compute.console import api as console_api
+
+    console_api.register(api, service, helpers)
     return api
 
 

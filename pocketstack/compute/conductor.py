@@ -21,6 +21,7 @@ from pocketstack.common import errors, rpc
 from pocketstack.common.db import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import rpcapi, scheduler, sql, states
+from pocketstack.compute.console import tokens as console_tokens
 from pocketstack.compute.integration import ImageAdapter, NetworkAdapter, as_context, context_dict
 from pocketstack.compute.options import default_zone
 
@@ -623,6 +624,7 @@ class Conductor:
                 task_state=None, power_state=0, updated_at=now))
             s.execute(m.server_group_member.delete().where(
                 m.server_group_member.c.instance_uuid == instance_uuid))
+            console_tokens.delete_for_instance(s, instance_uuid)
             return inst
 
         inst = self.db.transaction(txn)

@@ -180,7 +180,7 @@ class ComputeManager:
                 return
         self._update(inst, {"task_state": None, **done})
 
-    # == messages from the conductor (interface 1.0) ===========================
+    # == messages from the conductor (interface 1.1) ===========================
 
     def build_and_run_instance(self, ctx, instance, image_meta, network_info,
                                block_device_info, admin_password, **_):
@@ -365,6 +365,9 @@ class ComputeManager:
         if length is not None:
             text = "\n".join(text.splitlines()[-int(length):]) + ("\n" if length else "")
         return text
+
+    def get_console(self, ctx, instance, protocol, **_):
+        return self.driver.get_console(instance, protocol)
 
     def get_diagnostics(self, ctx, instance, **_):
         return self.driver.get_diagnostics(instance)

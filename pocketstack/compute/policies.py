@@ -38,6 +38,8 @@ RULES = [
     RuleDefault("os_compute_api:os-server-diagnostics", ADMIN),
     RuleDefault("os_compute_api:os-keypairs:other_user", ADMIN),
     RuleDefault("os_compute_api:os-migrations:index", ADMIN),
+    RuleDefault("os_compute_api:os-remote-consoles", OWNER),
+    RuleDefault("os_compute_api:os-console-auth-tokens", ADMIN),
 ]
 
 
