@@ -464,7 +464,8 @@ class Conductor:
             if inst is None or inst["deleted"] or inst["vm_state"] != states.BUILDING \
                     or inst["task_state"] not in (states.SCHEDULING, None) or inst["host"]:
                 return None
-            host = self.schedule(s, inst, inst["flavor"])
+            tried = ((inst["request_spec"] or {}).get("retry") or {}).get("hosts")
+            host = self.schedule(s, inst, inst["flavor"], ignore=set(tried or ()))
             zone = self._zones.get(host) or self.host_zone(s, host)
             wants_ports = self.network.manager is not None and \
                 (inst["request_spec"] or {}).get("networks", "none") != "none"
@@ -478,7 +479,9 @@ class Conductor:
         try:
             inst = self.fast.tx(place)
         except NoValidHost as exc:
-            self.set_error(instance_uuid, str(exc), 500, details="")
+            last = self._last_build_failure(instance_uuid)
+            self.set_error(instance_uuid, f"{exc} Last exception: {last}" if last else str(exc),
+                           500, details="")
             return
         if inst is None:
             return
@@ -508,6 +511,52 @@ class Conductor:
             self.maybe_finish_unscheduled_delete(instance_uuid)
             return
         self.cast_build(ctx, inst, network_info)
+
+    def _last_build_failure(self, instance_uuid: str) -> str | None:
+        try:
+            rs = self.get_instance(instance_uuid)["request_spec"] or {}
+        except errors.NotFound:
+            return None
+        return (rs.get("retry") or {}).get("last_exception")
+
+    def reschedule(self, ctx, inst: dict, host: str, reason: str) -> bool:
+        """A spawn failed on ``host``: build on another host (``[scheduler]
+        max_attempts`` in all), or go to ERROR with the last failure as the fault.
+        Servers booting from volumes are not moved (their volumes are prepared)."""
+        rs = dict(inst["request_spec"] or {})
+        retry = dict(rs.get("retry") or {"num_attempts": 1, "hosts": []})
+        max_attempts = self.conf.scheduler.max_attempts
+        if inst["block_devices"]:
+            return False
+        if retry["num_attempts"] >= max_attempts:
+            if max_attempts > 1:
+                self.set_error(inst["uuid"], "Exceeded maximum number of retries. Exceeded "
+                               f"max scheduling attempts {max_attempts} for instance "
+                               f"{inst['uuid']}. Last exception: {reason}", 500, release=True)
+                return True
+            return False
+        rs["retry"] = {"num_attempts": retry["num_attempts"] + 1,
+                       "hosts": [*retry["hosts"], host], "last_exception": reason}
+
+        def txn(s):
+            current = row(s.execute(sql.SELECT_INSTANCE, {"uuid": inst["uuid"]}).first())
+            if current is None or current["deleted"] or current["host"] != host \
+                    or current["task_state"] not in (states.SPAWNING, states.NETWORKING):
+                return False
+            self.release(s, host, current["flavor"])
+            s.execute(sql.PLACE, {"_uuid": inst["uuid"], "host": None, "node": None,
+                                  "availability_zone": current["availability_zone"],
+                                  "task_state": states.SCHEDULING, "updated_at": utcnow()})
+            s.execute(m.instance.update().where(m.instance.c.uuid == inst["uuid"]).values(
+                request_spec=rs))
+            return True
+
+        if not self.db.transaction(txn):
+            return False
+        self.finish_action(inst["uuid"], "Error", host, reason)
+        LOG.info("rescheduling %s after a failed spawn on %s", inst["uuid"], host)
+        self.start_build(ctx, [inst["uuid"]])
+        return True
 
     def attach_boot_volumes(self, ctx, inst: dict) -> bool:
         from pocketstack.compute import volumes
@@ -736,6 +785,8 @@ class ConductorEndpoint:
             self.c.update_instance(instance_uuid, {"network_info": []})
         except (StateConflict, errors.NotFound):
             pass
+        if self.c.reschedule(ctx, inst, host, reason):
+            return None
         self.c.set_error(instance_uuid, reason, 500, release=True)
         return None
 

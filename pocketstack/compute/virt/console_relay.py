@@ -5,8 +5,9 @@ stdout and stderr, as a kernel's init gets its serial port. A relay process
 (root, in the host's namespaces, outside the instance's cgroups so that
 freezing the guest or a guest's root cannot touch it) holds the master end:
 everything the guest writes is appended to ``console.log`` and sent to the
-clients of ``console.sock``, a unix stream socket; what a client sends is
-typed on the console. The console proxy is such a client. The relay ends
+clients of a unix stream socket (``socket_path``: under /run, as a state
+directory's path may be longer than a socket address allows); what a client
+sends is typed on the console. The console proxy is such a client. The relay ends
 when the guest's last process has closed the terminal.
 """
 
@@ -17,11 +18,17 @@ import selectors
 import socket
 
 CLIENT_SEND_TIMEOUT = 2.0  # a client that does not read for this long is dropped
+SOCKET_DIR = "/run/pocketstack-consoles"
+
+
+def socket_path(uuid: str) -> str:
+    return os.path.join(SOCKET_DIR, f"{uuid}.sock")
 
 
 def listen(sock_path: str, owner_of: str) -> socket.socket:
     """The console socket, bound before the guest starts (no client can be early);
     owned by the user owning ``owner_of`` (the compute agent's instance directory)."""
+    os.makedirs(os.path.dirname(sock_path), mode=0o755, exist_ok=True)
     try:
         os.unlink(sock_path)
     except FileNotFoundError:
@@ -55,7 +62,11 @@ def start(master: int, listener: socket.socket, log_path: str) -> None:
             low = fd + 1
         os.closerange(low, 65536)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        sock_path = listener.getsockname()
         serve(master, listener, log_fd)
+        if os.path.exists(sock_path) and os.stat(sock_path).st_ino == os.fstat(
+                listener.fileno()).st_ino:
+            os.unlink(sock_path)
     finally:
         os._exit(0)
 

@@ -34,7 +34,7 @@ import time
 from oslo_config import cfg
 
 from pocketstack import rootwrap as rootwrap_mod
-from pocketstack.compute.virt import images
+from pocketstack.compute.virt import console_relay, images
 from pocketstack.compute.virt.base import (
     ComputeDriver,
     ConsoleUnavailable,
@@ -460,7 +460,8 @@ class ContainerDriver(ComputeDriver):
         uuid = instance["uuid"]
         if protocol != "serial":
             raise ConsoleUnavailable(f"container instances have no {protocol} console")
-        sock = os.path.join(self._dir(uuid), "console.sock")
+        self._dir(uuid)  # a valid instance UUID
+        sock = console_relay.socket_path(uuid)
         if not self._alive(uuid) or not os.path.exists(sock):
             raise ConsoleUnavailable(f"instance {uuid} has no running console")
         return {"host": self.host, "port": None, "internal_access_path": f"unix:{sock}"}

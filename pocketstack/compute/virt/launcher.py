@@ -315,7 +315,7 @@ def start(paths: dict, spec: dict) -> int:
         os.makedirs(paths[d], exist_ok=True)
     # the console: a pty whose master the relay (outside the guest) holds
     master, slave = os.openpty()
-    listener = console_relay.listen(os.path.join(paths["dir"], "console.sock"), paths["dir"])
+    listener = console_relay.listen(console_relay.socket_path(paths["uuid"]), paths["dir"])
     console_relay.start(master, listener, os.path.join(paths["dir"], "console.log"))
     os.close(master)
     listener.close()
