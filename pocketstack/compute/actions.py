@@ -113,6 +113,10 @@ def run_action(h, req):
             raise conflict(inst, "restore")
         h.delete(req, inst, force=True)
         return None
+    if name == "evacuate":
+        from pocketstack.compute.evacuate import evacuate
+
+        return evacuate(h, req, inst, body)
     if name == "createImage":
         return create_image(h, req, inst, args or {})
     if name == "rebuild":

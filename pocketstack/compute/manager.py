@@ -274,6 +274,20 @@ class ComputeManager:
                   {"vm_state": states.ACTIVE, "power_state": PowerState.RUNNING,
                    "launched_at": "now"})
 
+    def evacuate_instance(self, ctx, instance, image_meta, admin_password=None,
+                          stopped=False, **_):
+        """Rebuild here a server whose host is down (``stopped``: leave it off, 2.95)."""
+        def work():
+            self.driver.spawn(instance, image_meta or {}, instance["network_info"], None,
+                              admin_password)
+            if stopped:
+                self.driver.power_off(instance)
+        self._run(ctx, instance, "evacuate", work,
+                  {"vm_state": states.STOPPED if stopped else states.ACTIVE,
+                   "power_state": PowerState.SHUTDOWN if stopped else PowerState.RUNNING,
+                   "host": self.host, "node": self.host, "launched_at": "now"},
+                  {"vm_state": states.ERROR})
+
     def snapshot_instance(self, ctx, instance, image_id, **_):
         def work():
             data = self.driver.snapshot(instance, image_id)

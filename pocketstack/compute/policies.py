@@ -40,6 +40,7 @@ RULES = [
     RuleDefault("os_compute_api:os-migrations:index", ADMIN),
     RuleDefault("os_compute_api:os-remote-consoles", OWNER),
     RuleDefault("os_compute_api:os-console-auth-tokens", ADMIN),
+    RuleDefault("os_compute_api:os-evacuate", ADMIN),
 ]
 
 

@@ -23,7 +23,8 @@ Compute agent interface history:
        get_console_output, get_diagnostics, attach_interface, detach_interface,
        attach_volume, detach_volume
   1.1  get_console(instance, protocol): where the console proxy reaches a
-       guest's console
+       guest's console; evacuate_instance(instance, image_meta,
+       admin_password, stopped): rebuild a server whose host is down
 """
 
 from __future__ import annotations
