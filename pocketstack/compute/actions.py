@@ -208,8 +208,15 @@ def run_action(h, req):
             raise conflict(inst, "changePassword")
         return None
     if name == "trigger_crash_dump":
-        raise conflict(inst, "trigger_crash_dump") if inst["vm_state"] != A else \
-            errors.BadRequest("Triggering a crash dump is not supported by this hypervisor")
+        if v < (2, 17):
+            raise errors.NotFound("The resource could not be found.")
+        if args is not None:
+            raise errors.BadRequest("Invalid input for field/attribute trigger_crash_dump. "
+                                    f"Value: {args}. {args!r} is not of type 'null'")
+        if inst["vm_state"] not in (A, P, R, RS, E) or inst["task_state"] is not None:
+            raise conflict(inst, "trigger_crash_dump")
+        cast("trigger_crash_dump", inst)  # the outcome is the action's event
+        return None
     raise errors.BadRequest(f"There is no such action: {name}")
 
 

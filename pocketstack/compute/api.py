@@ -422,6 +422,10 @@ def build(service) -> Api:
     from pocketstack.compute.console import api as console_api
 
     console_api.register(api, service, helpers)
+    from pocketstack.compute import quota_classes, server_password
+
+    quota_classes.register(api, service)
+    server_password.register(api, helpers)
     return api
 
 

@@ -24,15 +24,13 @@ from pocketstack.compute import rpcapi, scheduler, sql, states
 from pocketstack.compute.console import tokens as console_tokens
 from pocketstack.compute.integration import ImageAdapter, NetworkAdapter, as_context, context_dict
 from pocketstack.compute.options import default_zone
+from pocketstack.compute.quota_classes import QuotaClasses
 
 LOG = logging.getLogger(__name__)
 
 # What an agent may change on an instance.
 AGENT_FIELDS = {"vm_state", "task_state", "power_state", "launched_at", "host", "node",
                 "network_info", "progress", "terminated_at", "root_device_name"}
-QUOTA_RESOURCES = ("instances", "cores", "ram", "metadata_items", "key_pairs",
-                   "server_groups", "server_group_members", "injected_files",
-                   "injected_file_content_bytes", "injected_file_path_length")
 
 
 class NoValidHost(Exception):
@@ -53,6 +51,7 @@ class Conductor:
         self.network = NetworkAdapter(service.cloud)
         self.agents = rpcapi.ComputeAgentAPI(self.transport)
         self.fast = sql.Fast(self.db)
+        self.quota_classes = QuotaClasses(self.db, self.conf)
         self._project_locks: set[str] = set()
         self._zones: dict[str, str] = {}
         conf = self.conf
@@ -235,7 +234,7 @@ class Conductor:
     # -- quotas --------------------------------------------------------------
 
     def quota_limits(self, project_id: str, s=None) -> dict[str, int]:
-        defaults = {r: getattr(self.conf.quota, r) for r in QUOTA_RESOURCES}
+        defaults = self.quota_classes.defaults()
         def read(sess):
             return sess.execute(sql.SELECT_QUOTAS, {"project_id": project_id}).all()
         if s is None:

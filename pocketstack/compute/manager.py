@@ -380,6 +380,10 @@ class ComputeManager:
             text = "\n".join(text.splitlines()[-int(length):]) + ("\n" if length else "")
         return text
 
+    def trigger_crash_dump(self, ctx, instance, **_):
+        self._run(ctx, instance, "trigger_crash_dump",
+                  lambda: self.driver.trigger_crash_dump(instance), {})
+
     def get_console(self, ctx, instance, protocol, **_):
         return self.driver.get_console(instance, protocol)
 

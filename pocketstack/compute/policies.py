@@ -41,6 +41,10 @@ RULES = [
     RuleDefault("os_compute_api:os-remote-consoles", OWNER),
     RuleDefault("os_compute_api:os-console-auth-tokens", ADMIN),
     RuleDefault("os_compute_api:os-evacuate", ADMIN),
+    RuleDefault("os_compute_api:os-quota-class-sets:show", ADMIN),
+    RuleDefault("os_compute_api:os-quota-class-sets:update", ADMIN),
+    RuleDefault("os_compute_api:os-server-password:show", OWNER),
+    RuleDefault("os_compute_api:os-server-password:clear", OWNER),
 ]
 
 

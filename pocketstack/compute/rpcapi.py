@@ -24,7 +24,8 @@ Compute agent interface history:
        attach_volume, detach_volume
   1.1  get_console(instance, protocol): where the console proxy reaches a
        guest's console; evacuate_instance(instance, image_meta,
-       admin_password, stopped): rebuild a server whose host is down
+       admin_password, stopped): rebuild a server whose host is down;
+       trigger_crash_dump(instance)
 """
 
 from __future__ import annotations

@@ -170,6 +170,10 @@ class ComputeDriver(abc.ABC):
     def get_console_output(self, instance: dict) -> str:
         return ""
 
+    def trigger_crash_dump(self, instance: dict) -> None:
+        """Make the guest's kernel dump its state (a non-maskable interrupt)."""
+        raise DriverError("Triggering a crash dump is not supported by this hypervisor")
+
     def get_console(self, instance: dict, protocol: str) -> dict:
         """Where the console proxy reaches the guest's ``protocol`` console (vnc, spice,
         serial, mks): ``host``, ``port`` and ``internal_access_path``; a path

@@ -120,6 +120,11 @@ class FakeDriver(ComputeDriver):
         with self._lock:
             return "\n".join(self._guest(instance)["console"]) + "\n"
 
+    def trigger_crash_dump(self, instance):
+        with self._lock:
+            self._guest(instance)
+        self._console(instance, "fake-console: NMI received, dumping the kernel's state")
+
     def get_console(self, instance, protocol) -> dict:
         """Every protocol, as Nova's fake driver: connection details with nothing behind
         them (the proxy tells a client so)."""
