@@ -94,6 +94,8 @@ def register(conf: cfg.ConfigOpts) -> None:
     ], "consoleauth")
     _register(conf, [
         cfg.IntOpt("max_attempts", default=3, min=1,
+                   deprecated_opts=[cfg.DeprecatedOpt("scheduler_max_attempts",
+                                                      group="DEFAULT")],
                    help="Hosts a server's build is tried on before it goes to ERROR "
                         "(a failed spawn is rescheduled to another host)."),
     ], "scheduler")

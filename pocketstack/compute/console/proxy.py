@@ -5,8 +5,10 @@ A websocket there is accepted only with a valid token of that console type
 the instance's driver said its console is and relays bytes both ways: a
 ``unix:<socket>`` path (the container driver's serial console) is a stream
 socket on this host. Consoles with nothing behind them (the fake driver's,
-every VNC/SPICE/MKS console until a QEMU driver exists) and consoles of
-another host are closed at once with a reason saying so (code 4004 / 4003).
+every VNC/SPICE/MKS console until a QEMU driver exists) are closed at once
+with a reason saying so (code 4004); so are consoles whose socket is not on
+this host: a stopped guest, or one on another host (code 4003; the proxy
+reaches only the consoles of its own host's agent).
 It speaks binary frames and accepts text frames too; the ``binary``
 subprotocol websockify clients ask for is granted.
 """
@@ -56,8 +58,8 @@ def build(service) -> Starlette:
         sock = path[len("unix:"):]
         if not os.path.exists(sock):
             await ws.close(code=OTHER_HOST, reason=(
-                f"the console of instance {found['instance_uuid']} is not reachable "
-                f"from this proxy (host {found['host']})")[:120])
+                f"console of {found['instance_uuid']} not here: guest stopped, or on "
+                f"host {found['host']}")[:120])
             return
         try:
             reader, writer = await asyncio.open_unix_connection(sock)

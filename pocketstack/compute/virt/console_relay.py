@@ -13,6 +13,7 @@ when the guest's last process has closed the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import socket
@@ -63,10 +64,11 @@ def start(master: int, listener: socket.socket, log_path: str) -> None:
         os.closerange(low, 65536)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         sock_path = listener.getsockname()
+        bound = os.stat(sock_path).st_ino
         serve(master, listener, log_fd)
-        if os.path.exists(sock_path) and os.stat(sock_path).st_ino == os.fstat(
-                listener.fileno()).st_ino:
-            os.unlink(sock_path)
+        with contextlib.suppress(FileNotFoundError):  # unless a new boot's relay took it
+            if os.stat(sock_path).st_ino == bound:
+                os.unlink(sock_path)
     finally:
         os._exit(0)
 

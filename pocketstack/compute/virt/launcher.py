@@ -398,9 +398,9 @@ def delete(paths: dict) -> None:
         if os.path.ismount(root):
             libc.umount2(root.encode(), MNT_DETACH)
     shutil.rmtree(paths["disk"], ignore_errors=True)
-    for key in ("public",):
+    for path in (paths["public"], console_relay.socket_path(paths["uuid"])):
         try:
-            os.unlink(paths[key])
+            os.unlink(path)
         except FileNotFoundError:
             pass
 
