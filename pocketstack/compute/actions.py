@@ -10,6 +10,7 @@ from pocketstack.common.http import JSONResponse
 from pocketstack.compute import models as m
 from pocketstack.compute import states, views
 from pocketstack.compute.conductor import NoValidHost, StateConflict
+from pocketstack.compute.console.api import ACTIONS as CONSOLE_ACTIONS
 from pocketstack.compute.integration import as_context, context_dict
 
 A, S, P, SU, R, RS, E = (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED,
@@ -59,6 +60,8 @@ def run_action(h, req):
     cdict = context_dict(ctx)
     policy = h.policy
     v = req.state["version"]
+    if name in CONSOLE_ACTIONS:
+        return h.service.remote_consoles.action(req, inst, name, body)
     if name not in ("unlock", "os-resetState", "lock") and inst["locked"] and not ctx.is_admin:
         raise errors.Conflict(f"Instance {inst['uuid']} is locked")
 
@@ -110,6 +113,10 @@ def run_action(h, req):
             raise conflict(inst, "restore")
         h.delete(req, inst, force=True)
         return None
+    if name == "evacuate":
+        from pocketstack.compute.evacuate import evacuate
+
+        return evacuate(h, req, inst, body)
     if name == "createImage":
         return create_image(h, req, inst, args or {})
     if name == "rebuild":
@@ -201,8 +208,15 @@ def run_action(h, req):
             raise conflict(inst, "changePassword")
         return None
     if name == "trigger_crash_dump":
-        raise conflict(inst, "trigger_crash_dump") if inst["vm_state"] != A else \
-            errors.BadRequest("Triggering a crash dump is not supported by this hypervisor")
+        if v < (2, 17):
+            raise errors.NotFound("The resource could not be found.")
+        if args is not None:
+            raise errors.BadRequest("Invalid input for field/attribute trigger_crash_dump. "
+                                    f"Value: {args}. {args!r} is not of type 'null'")
+        if inst["vm_state"] not in (A, P, R, RS, E) or inst["task_state"] is not None:
+            raise conflict(inst, "trigger_crash_dump")
+        cast("trigger_crash_dump", inst)  # the outcome is the action's event
+        return None
     raise errors.BadRequest(f"There is no such action: {name}")
 
 

@@ -419,6 +419,13 @@ def build(service) -> Api:
     from pocketstack.compute import api_proxies
 
     api_proxies.register(api, service, helpers)
+    from pocketstack.compute.console import api as console_api
+
+    console_api.register(api, service, helpers)
+    from pocketstack.compute import quota_classes, server_password
+
+    quota_classes.register(api, service)
+    server_password.register(api, helpers)
     return api
 
 

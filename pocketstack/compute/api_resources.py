@@ -935,8 +935,9 @@ def register(api, service, helpers) -> None:
     def quota_defaults(req: Request):
         project = req.path_params["project_id"]
         out = {"id": project}
+        defaults = conductor.quota_classes.defaults()
         for r in shown_resources(req):
-            out[r] = getattr(conf.quota, r, LEGACY.get(r, -1))
+            out[r] = defaults.get(r, LEGACY.get(r, -1))
         return {"quota_set": out}
 
     @api.route("/v2.1/os-quota-sets/{project_id}", "PUT")

@@ -21,17 +21,16 @@ from pocketstack.common import errors, rpc
 from pocketstack.common.db import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import rpcapi, scheduler, sql, states
+from pocketstack.compute.console import tokens as console_tokens
 from pocketstack.compute.integration import ImageAdapter, NetworkAdapter, as_context, context_dict
 from pocketstack.compute.options import default_zone
+from pocketstack.compute.quota_classes import QuotaClasses
 
 LOG = logging.getLogger(__name__)
 
 # What an agent may change on an instance.
 AGENT_FIELDS = {"vm_state", "task_state", "power_state", "launched_at", "host", "node",
                 "network_info", "progress", "terminated_at", "root_device_name"}
-QUOTA_RESOURCES = ("instances", "cores", "ram", "metadata_items", "key_pairs",
-                   "server_groups", "server_group_members", "injected_files",
-                   "injected_file_content_bytes", "injected_file_path_length")
 
 
 class NoValidHost(Exception):
@@ -52,6 +51,7 @@ class Conductor:
         self.network = NetworkAdapter(service.cloud)
         self.agents = rpcapi.ComputeAgentAPI(self.transport)
         self.fast = sql.Fast(self.db)
+        self.quota_classes = QuotaClasses(self.db, self.conf)
         self._project_locks: set[str] = set()
         self._zones: dict[str, str] = {}
         conf = self.conf
@@ -234,7 +234,7 @@ class Conductor:
     # -- quotas --------------------------------------------------------------
 
     def quota_limits(self, project_id: str, s=None) -> dict[str, int]:
-        defaults = {r: getattr(self.conf.quota, r) for r in QUOTA_RESOURCES}
+        defaults = self.quota_classes.defaults()
         def read(sess):
             return sess.execute(sql.SELECT_QUOTAS, {"project_id": project_id}).all()
         if s is None:
@@ -463,7 +463,8 @@ class Conductor:
             if inst is None or inst["deleted"] or inst["vm_state"] != states.BUILDING \
                     or inst["task_state"] not in (states.SCHEDULING, None) or inst["host"]:
                 return None
-            host = self.schedule(s, inst, inst["flavor"])
+            tried = ((inst["request_spec"] or {}).get("retry") or {}).get("hosts")
+            host = self.schedule(s, inst, inst["flavor"], ignore=set(tried or ()))
             zone = self._zones.get(host) or self.host_zone(s, host)
             wants_ports = self.network.manager is not None and \
                 (inst["request_spec"] or {}).get("networks", "none") != "none"
@@ -477,7 +478,9 @@ class Conductor:
         try:
             inst = self.fast.tx(place)
         except NoValidHost as exc:
-            self.set_error(instance_uuid, str(exc), 500, details="")
+            last = self._last_build_failure(instance_uuid)
+            self.set_error(instance_uuid, f"{exc} Last exception: {last}" if last else str(exc),
+                           500, details="")
             return
         if inst is None:
             return
@@ -507,6 +510,52 @@ class Conductor:
             self.maybe_finish_unscheduled_delete(instance_uuid)
             return
         self.cast_build(ctx, inst, network_info)
+
+    def _last_build_failure(self, instance_uuid: str) -> str | None:
+        try:
+            rs = self.get_instance(instance_uuid)["request_spec"] or {}
+        except errors.NotFound:
+            return None
+        return (rs.get("retry") or {}).get("last_exception")
+
+    def reschedule(self, ctx, inst: dict, host: str, reason: str) -> bool:
+        """A spawn failed on ``host``: build on another host (``[scheduler]
+        max_attempts`` in all), or go to ERROR with the last failure as the fault.
+        Servers booting from volumes are not moved (their volumes are prepared)."""
+        rs = dict(inst["request_spec"] or {})
+        retry = dict(rs.get("retry") or {"num_attempts": 1, "hosts": []})
+        max_attempts = self.conf.scheduler.max_attempts
+        if inst["block_devices"]:
+            return False
+        if retry["num_attempts"] >= max_attempts:
+            if max_attempts > 1:
+                self.set_error(inst["uuid"], "Exceeded maximum number of retries. Exceeded "
+                               f"max scheduling attempts {max_attempts} for instance "
+                               f"{inst['uuid']}. Last exception: {reason}", 500, release=True)
+                return True
+            return False
+        rs["retry"] = {"num_attempts": retry["num_attempts"] + 1,
+                       "hosts": [*retry["hosts"], host], "last_exception": reason}
+
+        def txn(s):
+            current = row(s.execute(sql.SELECT_INSTANCE, {"uuid": inst["uuid"]}).first())
+            if current is None or current["deleted"] or current["host"] != host \
+                    or current["task_state"] not in (states.SPAWNING, states.NETWORKING):
+                return False
+            self.release(s, host, current["flavor"])
+            s.execute(sql.PLACE, {"_uuid": inst["uuid"], "host": None, "node": None,
+                                  "availability_zone": current["availability_zone"],
+                                  "task_state": states.SCHEDULING, "updated_at": utcnow()})
+            s.execute(m.instance.update().where(m.instance.c.uuid == inst["uuid"]).values(
+                request_spec=rs))
+            return True
+
+        if not self.db.transaction(txn):
+            return False
+        self.finish_action(inst["uuid"], "Error", host, reason)
+        LOG.info("rescheduling %s after a failed spawn on %s", inst["uuid"], host)
+        self.start_build(ctx, [inst["uuid"]])
+        return True
 
     def attach_boot_volumes(self, ctx, inst: dict) -> bool:
         from pocketstack.compute import volumes
@@ -623,6 +672,7 @@ class Conductor:
                 task_state=None, power_state=0, updated_at=now))
             s.execute(m.server_group_member.delete().where(
                 m.server_group_member.c.instance_uuid == instance_uuid))
+            console_tokens.delete_for_instance(s, instance_uuid)
             return inst
 
         inst = self.db.transaction(txn)
@@ -734,6 +784,8 @@ class ConductorEndpoint:
             self.c.update_instance(instance_uuid, {"network_info": []})
         except (StateConflict, errors.NotFound):
             pass
+        if self.c.reschedule(ctx, inst, host, reason):
+            return None
         self.c.set_error(instance_uuid, reason, 500, release=True)
         return None
 

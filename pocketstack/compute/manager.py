@@ -180,7 +180,7 @@ class ComputeManager:
                 return
         self._update(inst, {"task_state": None, **done})
 
-    # == messages from the conductor (interface 1.0) ===========================
+    # == messages from the conductor (interface 1.1) ===========================
 
     def build_and_run_instance(self, ctx, instance, image_meta, network_info,
                                block_device_info, admin_password, **_):
@@ -274,6 +274,20 @@ class ComputeManager:
                   {"vm_state": states.ACTIVE, "power_state": PowerState.RUNNING,
                    "launched_at": "now"})
 
+    def evacuate_instance(self, ctx, instance, image_meta, admin_password=None,
+                          stopped=False, **_):
+        """Rebuild here a server whose host is down (``stopped``: leave it off, 2.95)."""
+        def work():
+            self.driver.spawn(instance, image_meta or {}, instance["network_info"], None,
+                              admin_password)
+            if stopped:
+                self.driver.power_off(instance)
+        self._run(ctx, instance, "evacuate", work,
+                  {"vm_state": states.STOPPED if stopped else states.ACTIVE,
+                   "power_state": PowerState.SHUTDOWN if stopped else PowerState.RUNNING,
+                   "host": self.host, "node": self.host, "launched_at": "now"},
+                  {"vm_state": states.ERROR})
+
     def snapshot_instance(self, ctx, instance, image_id, **_):
         def work():
             data = self.driver.snapshot(instance, image_id)
@@ -365,6 +379,13 @@ class ComputeManager:
         if length is not None:
             text = "\n".join(text.splitlines()[-int(length):]) + ("\n" if length else "")
         return text
+
+    def trigger_crash_dump(self, ctx, instance, **_):
+        self._run(ctx, instance, "trigger_crash_dump",
+                  lambda: self.driver.trigger_crash_dump(instance), {})
+
+    def get_console(self, ctx, instance, protocol, **_):
+        return self.driver.get_console(instance, protocol)
 
     def get_diagnostics(self, ctx, instance, **_):
         return self.driver.get_diagnostics(instance)

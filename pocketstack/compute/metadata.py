@@ -25,6 +25,7 @@ from starlette.responses import Response
 from pocketstack.common import errors
 from pocketstack.common.http import Api, JSONResponse, Request
 from pocketstack.compute import models as m
+from pocketstack.compute import server_password
 
 OPENSTACK_VERSIONS = ["2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30",
                       "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "latest"]
@@ -215,7 +216,10 @@ def build(compute) -> Api:
             return Response(base64.b64decode(inst["user_data"]),
                             media_type="application/octet-stream")
         if item == "password":
-            return text("")
+            if req.method == "POST":
+                server_password.post_from_guest(service.db, inst["uuid"], req.body)
+                return text("")
+            return text(server_password.read(inst))
         raise errors.NotFound(f"{item} not found.")
 
     @api.route("/{version}", "GET", auth=False)

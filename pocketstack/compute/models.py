@@ -37,7 +37,7 @@ class JSONType(TypeDecorator):
         return None if value is None else _loads(value)
 
 metadata = sa.MetaData()
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 
 def _table(name, *columns, **kw):
@@ -233,6 +233,29 @@ quota = _table(
     sa.Column("resource", sa.String(64), nullable=False),
     sa.Column("hard_limit", sa.Integer, nullable=False),
     sa.PrimaryKeyConstraint("project_id", "resource"),
+)
+
+# Quota classes: the "default" class supplies every project's defaults.
+quota_class = _table(
+    "quota_class",
+    sa.Column("class_name", sa.String(255), nullable=False),
+    sa.Column("resource", sa.String(64), nullable=False),
+    sa.Column("hard_limit", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("class_name", "resource"),
+)
+
+# Remote console tokens: only their SHA-256 is kept; they die with the instance.
+console_auth_token = _table(
+    "console_auth_token",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("console_type", sa.String(32), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("port", sa.Integer),
+    sa.Column("internal_access_path", sa.String(512)),
+    sa.Column("instance_uuid", UUID, nullable=False, index=True),
+    sa.Column("expires", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 migration = _table(

@@ -89,6 +89,17 @@ def register(conf: cfg.ConfigOpts) -> None:
                         "at start-up."),
     ], "baremetal")
     conf.register_opts([
+        cfg.IntOpt("token_ttl", default=600, min=0,
+                   help="Seconds a remote console token is valid."),
+    ], "consoleauth")
+    _register(conf, [
+        cfg.IntOpt("max_attempts", default=3, min=1,
+                   deprecated_opts=[cfg.DeprecatedOpt("scheduler_max_attempts",
+                                                      group="DEFAULT")],
+                   help="Hosts a server's build is tried on before it goes to ERROR "
+                        "(a failed spawn is rescheduled to another host)."),
+    ], "scheduler")
+    conf.register_opts([
         cfg.StrOpt("attestation_server", default=None,
                    help="Trusted compute pools: with a server set, hosts are trusted when "
                         "listed in attestation_trusted_hosts (no attestation protocol)."),

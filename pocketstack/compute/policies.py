@@ -38,6 +38,13 @@ RULES = [
     RuleDefault("os_compute_api:os-server-diagnostics", ADMIN),
     RuleDefault("os_compute_api:os-keypairs:other_user", ADMIN),
     RuleDefault("os_compute_api:os-migrations:index", ADMIN),
+    RuleDefault("os_compute_api:os-remote-consoles", OWNER),
+    RuleDefault("os_compute_api:os-console-auth-tokens", ADMIN),
+    RuleDefault("os_compute_api:os-evacuate", ADMIN),
+    RuleDefault("os_compute_api:os-quota-class-sets:show", ADMIN),
+    RuleDefault("os_compute_api:os-quota-class-sets:update", ADMIN),
+    RuleDefault("os_compute_api:os-server-password:show", OWNER),
+    RuleDefault("os_compute_api:os-server-password:clear", OWNER),
 ]
 
 

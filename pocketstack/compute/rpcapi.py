@@ -22,6 +22,10 @@ Compute agent interface history:
        post_live_migration_at_destination, shelve_offload_instance,
        get_console_output, get_diagnostics, attach_interface, detach_interface,
        attach_volume, detach_volume
+  1.1  get_console(instance, protocol): where the console proxy reaches a
+       guest's console; evacuate_instance(instance, image_meta,
+       admin_password, stopped): rebuild a server whose host is down;
+       trigger_crash_dump(instance)
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 from pocketstack.common.rpc import RPCClient
 
 CONDUCTOR_VERSION = "1.2"
-COMPUTE_VERSION = "1.0"
+COMPUTE_VERSION = "1.1"
 CONDUCTOR_TOPIC = "conductor"
 COMPUTE_TOPIC = "compute"
 

@@ -91,10 +91,13 @@ class ComputeService(Service):
         return self._app
 
     def extra_apps(self):
-        """The metadata service, on its own prefix of the one port."""
+        """The metadata service and the console proxy, on their own prefixes of the one
+        port."""
         from pocketstack.compute import metadata
+        from pocketstack.compute.console import proxy
 
-        return [("/metadata", metadata.build(self).app())]
+        self.app()  # the console API (and its tokens) first
+        return [("/metadata", metadata.build(self).app()), ("/console", proxy.build(self))]
 
     # -- hooks for block storage ---------------------------------------------
 

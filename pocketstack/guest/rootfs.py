@@ -15,6 +15,8 @@ INITTAB = """\
 # signal until it returns); the rest of the boot runs beside it.
 ::sysinit:/etc/init.d/rcS
 ::once:/etc/init.d/boot
+# a shell on the console (the serial port; a container's console pty)
+::askfirst:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/init.d/rcK
 """

@@ -59,6 +59,10 @@ class InstanceNotFound(DriverError):
     pass
 
 
+class ConsoleUnavailable(DriverError):
+    """The guest has no console of the asked protocol on this hypervisor."""
+
+
 @dataclass
 class InstanceInfo:
     """What ``get_info`` returns."""
@@ -165,6 +169,16 @@ class ComputeDriver(abc.ABC):
 
     def get_console_output(self, instance: dict) -> str:
         return ""
+
+    def trigger_crash_dump(self, instance: dict) -> None:
+        """Make the guest's kernel dump its state (a non-maskable interrupt)."""
+        raise DriverError("Triggering a crash dump is not supported by this hypervisor")
+
+    def get_console(self, instance: dict, protocol: str) -> dict:
+        """Where the console proxy reaches the guest's ``protocol`` console (vnc, spice,
+        serial, mks): ``host``, ``port`` and ``internal_access_path``; a path
+        ``unix:<socket>`` is a stream socket on ``host`` carrying the console's bytes."""
+        raise ConsoleUnavailable(f"{protocol} consoles are not supported by this hypervisor")
 
     def get_diagnostics(self, instance: dict) -> dict:
         """Nova's standard diagnostics (2.48): state, driver, uptime, cpu/nic/disk details."""

@@ -15,7 +15,8 @@ first), pause/unpause freeze/thaw the cgroup, suspend freezes it and marks
 the instance suspended (no memory image is written: containers keep their
 memory). ``get_info`` reads the state from the host: the recorded PID 1
 (checked by its cgroup), the freezer state. The console is a file the
-guest's PID 1 writes to (its stdout/stderr).
+guest's PID 1 writes to (its stdout/stderr), a pty that is also the
+serial console (:mod:`console_relay`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ import time
 from oslo_config import cfg
 
 from pocketstack import rootwrap as rootwrap_mod
-from pocketstack.compute.virt import images
+from pocketstack.compute.virt import console_relay, images
 from pocketstack.compute.virt.base import (
     ComputeDriver,
+    ConsoleUnavailable,
     DriverError,
     HostResources,
     InstanceInfo,
@@ -452,6 +454,17 @@ class ContainerDriver(ComputeDriver):
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             raise InstanceNotFound(f"Instance {instance['uuid']} could not be found.") from None
+
+    def get_console(self, instance, protocol) -> dict:
+        """The serial console is the guest's console pty (see console_relay)."""
+        uuid = instance["uuid"]
+        if protocol != "serial":
+            raise ConsoleUnavailable(f"container instances have no {protocol} console")
+        self._dir(uuid)  # a valid instance UUID
+        sock = console_relay.socket_path(uuid)
+        if not self._alive(uuid) or not os.path.exists(sock):
+            raise ConsoleUnavailable(f"instance {uuid} has no running console")
+        return {"host": self.host, "port": None, "internal_access_path": f"unix:{sock}"}
 
     def get_diagnostics(self, instance) -> dict:
         info = self.get_info(instance)

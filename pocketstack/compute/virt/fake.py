@@ -20,6 +20,8 @@ from pocketstack.compute.virt.base import (
     PowerState,
 )
 
+FAKE_CONSOLE_PORTS = {"vnc": 5900, "spice": 5901, "serial": 10000, "mks": 6999}
+
 
 class FakeDriver(ComputeDriver):
     def __init__(self, conf, host: str):
@@ -117,6 +119,19 @@ class FakeDriver(ComputeDriver):
     def get_console_output(self, instance) -> str:
         with self._lock:
             return "\n".join(self._guest(instance)["console"]) + "\n"
+
+    def trigger_crash_dump(self, instance):
+        with self._lock:
+            self._guest(instance)
+        self._console(instance, "fake-console: NMI received, dumping the kernel's state")
+
+    def get_console(self, instance, protocol) -> dict:
+        """Every protocol, as Nova's fake driver: connection details with nothing behind
+        them (the proxy tells a client so)."""
+        with self._lock:
+            self._guest(instance)
+        return {"host": self.host, "port": FAKE_CONSOLE_PORTS[protocol],
+                "internal_access_path": None}
 
     def get_diagnostics(self, instance) -> dict:
         with self._lock:

@@ -12,8 +12,9 @@ the read-only base image (lower) and the instance's own copy-on-write layer
 (upper, under ``<instance_dir>/disk``), ``/dev`` is a fresh tmpfs with the
 usual nodes plus the attached volumes, the old root is detached
 (pivot_root), dangerous capabilities leave the bounding set, and
-``/sbin/init`` of the image is executed with the console (our stdout) as
-its standard streams. The overlay mount lives only in the instance's mount
+``/sbin/init`` of the image is executed with the console (a pty served by
+:mod:`console_relay`, logged to ``<instance_dir>/console.log``) as its
+standard streams. The overlay mount lives only in the instance's mount
 namespace, so it goes away with the instance's last process.
 
 Everything it acts on is derived from ``<instance_dir>`` (its last path
@@ -33,6 +34,8 @@ import signal
 import stat
 import sys
 import time
+
+from pocketstack.compute.virt import console_relay
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -310,6 +313,12 @@ def start(paths: dict, spec: dict) -> int:
     os.chmod(paths["disk"], 0o700)
     for d in ("upper", "work", "root"):
         os.makedirs(paths[d], exist_ok=True)
+    # the console: a pty whose master the relay (outside the guest) holds
+    master, slave = os.openpty()
+    listener = console_relay.listen(console_relay.socket_path(paths["uuid"]), paths["dir"])
+    console_relay.start(master, listener, os.path.join(paths["dir"], "console.log"))
+    os.close(master)
+    listener.close()
     dirs = setup_cgroups(paths["uuid"], spec)
     set_frozen(dirs, False)
     _join_cgroups(dirs, os.getpid())
@@ -333,9 +342,8 @@ def start(paths: dict, spec: dict) -> int:
             _prepare_root(spec, paths)
             for cap in DROPPED_CAPS:
                 libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-            devnull = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(1, 2)  # the console: stdout and stderr of PID 1
+            for fd in (0, 1, 2):  # the console is PID 1's standard streams
+                os.dup2(slave, fd)
             os.closerange(3, write_end)
             os.closerange(write_end + 1, 65536)
             os.execve("/sbin/init", ["init"], {
@@ -346,6 +354,7 @@ def start(paths: dict, spec: dict) -> int:
         finally:
             os._exit(127)
     os.close(write_end)
+    os.close(slave)
     error = os.read(read_end, 1000)
     os.close(read_end)
     if error:
@@ -389,9 +398,9 @@ def delete(paths: dict) -> None:
         if os.path.ismount(root):
             libc.umount2(root.encode(), MNT_DETACH)
     shutil.rmtree(paths["disk"], ignore_errors=True)
-    for key in ("public",):
+    for path in (paths["public"], console_relay.socket_path(paths["uuid"])):
         try:
-            os.unlink(paths[key])
+            os.unlink(path)
         except FileNotFoundError:
             pass
 
