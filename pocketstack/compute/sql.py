@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from pocketstack.common.db import is_retryable
+from pocketstack.common.groupcommit import GroupCommit
 from pocketstack.compute import models as m
 
 bp = sa.bindparam
@@ -94,15 +95,15 @@ class Fast:
 
     def __init__(self, db):
         self.db = db
-        # SQLite has one writer at a time: writers of this process queue on a mutex
-        # instead of on SQLite's busy handler, which sleeps in steps of up to 100 ms.
-        self._writer = threading.RLock() if db.dialect == "sqlite" else None
+        # SQLite has one writer at a time: concurrent writers of this process share
+        # commits (one fsync for a batch) instead of queueing for the lock one by one.
+        self._group = GroupCommit(db, retries=db.max_retries, begin=db.engine.begin) \
+            if db.dialect == "sqlite" else None
 
     def tx(self, fn, *args, **kwargs):
-        if self._writer is None:
-            return self._tx(fn, *args, **kwargs)
-        with self._writer:
-            return self._tx(fn, *args, **kwargs)
+        if self._group is not None:
+            return self._group.run(fn, *args, **kwargs)
+        return self._tx(fn, *args, **kwargs)
 
     def _tx(self, fn, *args, **kwargs):
         db = self.db
