@@ -9,6 +9,12 @@ server CPU per boot); GET /servers/detail with 200 servers; GET
 /servers/detail?limit=1000 pages over --list servers; the RSS of the
 all-in-one holding them. Prints each figure beside its goal (ANCHORS.md).
 Timings only: never pass/fail.
+
+The clients do not poll their servers in a tight loop (the GETs would cost
+the server more than the boots): one watcher lists the servers in BUILD
+every 10 ms for all clients, each client then GETs its server once, and
+create->ACTIVE is the server's own launched_at minus the client's clock
+before the POST (one machine, one clock).
 """
 
 from __future__ import annotations
