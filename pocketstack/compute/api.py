@@ -496,7 +496,8 @@ class Helpers:
             if svc["disabled"]:
                 return "MAINTENANCE"
             return "UP"
-        return status
+        shown = {host: status(host) for host in services}
+        return lambda host: shown.get(host) or "UNKNOWN"
 
     def view(self, req: Request, uuids: list[str] | None = None) -> views.ServerView:
         v = req.state["version"]
@@ -523,14 +524,15 @@ class Helpers:
         v = req.state["version"]
         t = m.instance
         # only the columns the view shows: big JSON documents stay unread
-        skip = {"key_data", "old_flavor", "new_flavor"}
+        skip = {"key_data", "old_flavor", "new_flavor", "old_host", "locked_by", "vcpus",
+                "memory_mb", "root_gb", "deleted", "deleted_at"}
         if v < (2, 100):
             skip.add("request_spec")
         if not (ctx.is_admin and v >= (2, 3)):
             skip.add("user_data")
-        stmt = sa.select(*[c for c in t.c if c.key not in skip]) if detail else \
-            sa.select(t.c.id, t.c.uuid, t.c.display_name, t.c.created_at, t.c.updated_at,
-                      t.c.flavor, t.c.network_info, t.c.tags, t.c.description)
+        stmt = sql.plain_select([c for c in t.c if c.key not in skip] if detail else [
+            t.c.id, t.c.uuid, t.c.display_name, t.c.created_at, t.c.updated_at, t.c.flavor,
+            t.c.network_info, t.c.tags, t.c.description])
         all_tenants = "all_tenants" in q and q.get("all_tenants", "").lower() not in (
             "false", "0", "off", "no")
         if all_tenants:
@@ -625,12 +627,12 @@ class Helpers:
                 raise errors.BadRequest(f"marker [{q['marker']}] not found")
         stmt = _keyset(stmt, t, sort, marker_row, None if python_filters else limit)
         with self.db.reader() as s:
-            rows = s.execute(stmt).mappings().all()
+            rows = sql.decode_rows(s.execute(stmt))
         insts = [r for r in rows if all(f(r) for f in python_filters)]
         if python_filters and limit is not None:
             insts = insts[:limit]
         if detail and len(insts) <= 100:
-            insts = self.refresh_floating([dict(i) for i in insts])
+            insts = self.refresh_floating(insts)
         view = self.view(req) if detail else None
         servers = [view.detail(i) for i in insts] if detail else [
             {"id": i["uuid"], "name": i["display_name"],

@@ -245,11 +245,13 @@ class Conductor:
         defaults.update({r: v for r, v in rows})
         return defaults
 
-    def usage(self, s, project_id: str) -> dict[str, int]:
+    def usage(self, s, project_id: str, *, groups: bool = True) -> dict[str, int]:
         used = s.execute(sql.USAGE, {"project_id": project_id}).first()
-        groups = s.execute(sql.GROUP_COUNT, {"project_id": project_id}).scalar()
-        return {"instances": used[0], "cores": int(used[1]), "ram": int(used[2]),
-                "server_groups": groups}
+        out = {"instances": used[0], "cores": int(used[1]), "ram": int(used[2])}
+        if groups:
+            out["server_groups"] = s.execute(sql.GROUP_COUNT,
+                                             {"project_id": project_id}).scalar()
+        return out
 
     def ensure_project_lock(self, project_id: str) -> None:
         """Create the project's quota lock row, in a transaction of its own, before the
@@ -291,7 +293,7 @@ class Conductor:
         def txn(s):
             self.lock_project(s, base["project_id"])
             limits = self.quota_limits(base["project_id"], s)
-            used = self.usage(s, base["project_id"])
+            used = self.usage(s, base["project_id"], groups=False)
             flavor = base["flavor"]
             n = count
             # max_count: as many as the quota allows, at least min_count

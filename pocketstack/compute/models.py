@@ -15,10 +15,10 @@ from pocketstack.common.db import UTCDateTime
 try:  # several times faster than json on the rows a server list decodes
     import orjson
 
-    _loads, _dumps = orjson.loads, orjson.dumps
+    loads, _dumps = orjson.loads, orjson.dumps
 except ImportError:  # pragma: no cover
     orjson = None
-    _loads, _dumps = json.loads, (lambda v: json.dumps(v, separators=(",", ":")))
+    loads, _dumps = json.loads, (lambda v: json.dumps(v, separators=(",", ":")))
 
 
 class JSONType(TypeDecorator):
@@ -34,7 +34,7 @@ class JSONType(TypeDecorator):
         return out.decode() if isinstance(out, bytes) else out
 
     def process_result_value(self, value, dialect):
-        return None if value is None else _loads(value)
+        return None if value is None else loads(value)
 
 metadata = sa.MetaData()
 SCHEMA_HEAD = "0002"

@@ -8,6 +8,7 @@ and run on plain connections (``Fast``) rather than ORM sessions.
 
 from __future__ import annotations
 
+import datetime
 import random
 import threading
 import time
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from pocketstack.common.db import is_retryable
+from pocketstack.common.db import UTCDateTime, is_retryable
+from pocketstack.common.groupcommit import GroupCommit
 from pocketstack.compute import models as m
 
 bp = sa.bindparam
@@ -46,6 +48,39 @@ LAST_ACTION = sa.select(m.instance_action).where(
     m.instance_action.c.id.desc()).limit(1)
 UPDATE_ACTION = m.instance_action.update().where(m.instance_action.c.id == bp("_id"))
 PLACE = INST.update().where(INST.c.uuid == bp("_uuid"))
+
+
+_JSON = {c.key for c in INST.c if isinstance(c.type, m.JSONType)}
+_TIMES = {c.key for c in INST.c if isinstance(c.type, UTCDateTime)}
+
+
+def plain_select(columns) -> sa.Select:
+    """A select of instance columns whose JSON documents and timestamps come back as
+    the driver returns them, for ``decode_rows``."""
+    return sa.select(*[sa.type_coerce(c, sa.Text).label(c.key) if c.key in _JSON else
+                       sa.type_coerce(c, sa.String).label(c.key) if c.key in _TIMES else c
+                       for c in columns])
+
+
+def decode_rows(result) -> list[dict]:
+    """The rows of a ``plain_select`` as dicts, decoded in one pass (a page of a
+    thousand servers costs several times less than with SQLAlchemy's per-value
+    types). Timestamps stay naive (UTC), as the views print them."""
+    keys = list(result.keys())
+    docs = [i for i, k in enumerate(keys) if k in _JSON]
+    times = [i for i, k in enumerate(keys) if k in _TIMES]
+    loads, parse = m.loads, datetime.datetime.fromisoformat
+    out = []
+    for r in result.all():
+        r = list(r)
+        for i in docs:
+            if r[i] is not None:
+                r[i] = loads(r[i])
+        for i in times:
+            if isinstance(r[i], str):
+                r[i] = parse(r[i])
+        out.append(dict(zip(keys, r, strict=True)))
+    return out
 
 
 def claim_statement(cpu_ratio: float, ram_ratio: float, disk_ratio: float,
@@ -94,15 +129,15 @@ class Fast:
 
     def __init__(self, db):
         self.db = db
-        # SQLite has one writer at a time: writers of this process queue on a mutex
-        # instead of on SQLite's busy handler, which sleeps in steps of up to 100 ms.
-        self._writer = threading.RLock() if db.dialect == "sqlite" else None
+        # SQLite has one writer at a time: concurrent writers of this process share
+        # commits (one fsync for a batch) instead of queueing for the lock one by one.
+        self._group = GroupCommit(db, retries=db.max_retries, begin=db.engine.begin) \
+            if db.dialect == "sqlite" else None
 
     def tx(self, fn, *args, **kwargs):
-        if self._writer is None:
-            return self._tx(fn, *args, **kwargs)
-        with self._writer:
-            return self._tx(fn, *args, **kwargs)
+        if self._group is not None:
+            return self._group.run(fn, *args, **kwargs)
+        return self._tx(fn, *args, **kwargs)
 
     def _tx(self, fn, *args, **kwargs):
         db = self.db

@@ -54,10 +54,10 @@ from sqlalchemy import exc
 from pocketstack.common import errors, pagination
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import is_retryable, utcnow
+from pocketstack.common.groupcommit import GroupCommit
 from pocketstack.network import attrs as A
 from pocketstack.network import errors as nerr
 from pocketstack.network import ipam, models, render
-from pocketstack.network.groupcommit import GroupCommit
 from pocketstack.network.l3 import L3Mixin
 from pocketstack.network.quotas import QuotaMixin
 from pocketstack.network.secgroups import SecurityGroupMixin

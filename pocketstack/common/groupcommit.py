@@ -2,13 +2,18 @@
 
 On SQLite every write transaction is serialized (``BEGIN IMMEDIATE``) and each
 commit waits for an fsync, so at concurrency 8 the disk, not the CPU, caps
-port creation. Here the first writer to arrive becomes the leader: it takes
+writes (ports, server boots). Here the first writer to arrive becomes the leader: it takes
 every queued unit of work (up to ``max_batch``), runs each in its own
 SAVEPOINT inside one transaction, commits once and hands the results back;
 the next queued writer then leads the next batch. A unit that fails rolls
 back only its savepoint (its error goes to its caller, nothing it wrote
 survives); a unit that hits a unique-key race is re-run. If the commit
-itself fails every unit of the batch is re-run or gets the error.
+itself fails every unit of the batch is re-run or gets the error. Every
+caller returns only once its work is committed (durable), as with a
+transaction of its own.
+
+A unit gets what ``begin()`` yields: by default an ORM session
+(``db.session``); ``begin=db.engine.begin`` gives a plain connection.
 
 Used on SQLite only; PostgreSQL and MariaDB commit concurrently anyway.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 
+import sqlalchemy as sa
 from sqlalchemy import exc
 
 from pocketstack.common import errors
@@ -39,8 +45,10 @@ class _Unit:
 
 
 class GroupCommit:
-    def __init__(self, db, *, max_batch: int = 32, retries: int = 10, on_conflict=None):
+    def __init__(self, db, *, max_batch: int = 32, retries: int = 10, on_conflict=None,
+                 begin=None):
         self.db = db
+        self.begin = begin or db.session
         self.max_batch = max_batch
         self.retries = retries
         self.on_conflict = on_conflict or (lambda: None)
@@ -98,7 +106,7 @@ class GroupCommit:
             for unit in batch:
                 unit.result, unit.error = None, None
             try:
-                with self.db.session() as session:
+                with self.begin() as session:
                     self._local.session = session
                     try:
                         for unit in batch:
@@ -124,7 +132,7 @@ class GroupCommit:
     def _run_unit(self, session, unit: _Unit) -> None:
         # Plain SAVEPOINT statements: SQLAlchemy's nested-transaction object
         # costs more than a port's own statements.
-        conn = session.connection()
+        conn = session if isinstance(session, sa.Connection) else session.connection()
         for _ in range(self.retries + 1):
             conn.exec_driver_sql("SAVEPOINT unit")
             try:
