@@ -191,14 +191,22 @@ class Writer:
         self.size = 0
         self.flushed = 0
 
-    def cheap(self, n: int) -> bool:
-        """Whether writing ``n`` more bytes costs no disk I/O (may stay on the loop)."""
-        return self.buf is None or self.used + n < DIRECT_BUFFER
-
-    def write_many(self, chunks: list[bytes]) -> None:
-        """Hash and write several chunks (on an I/O thread when they are big)."""
+    def write_many(self, chunks: list) -> None:
+        """Hash and write several chunks."""
         for chunk in chunks:
             self.md5.update(chunk)
+        self.store_many(chunks)
+
+    def store(self, block: memoryview) -> None:
+        """Write without hashing. A page-aligned block of whole pages (what
+        ``bodystream.pump`` passes) goes to disk straight from where it is."""
+        if self.buf is not None and not self.used and len(block) % ALIGN == 0:
+            self._write_all(block)
+            self.size += len(block)
+        else:
+            self.store_many([block])
+
+    def store_many(self, chunks: list) -> None:
         if self.buf is not None:
             for chunk in chunks:
                 self._buffer(chunk)
@@ -212,12 +220,9 @@ class Writer:
                 if offset >= len(chunk):
                     offset -= len(chunk)
                     continue
-                view = memoryview(chunk)[offset:]
+                self._write_all(memoryview(chunk)[offset:])
+                self.size += len(chunk) - offset
                 offset = 0
-                while view:
-                    n = os.write(self.fd, view)
-                    view = view[n:]
-                    self.size += n
         if SYNC_FILE_RANGE is not None and self.size - self.flushed >= WRITEBACK_EVERY:
             # Start writing this part to disk now, so the fsync at the end has little
             # left to do (as Swift's mb_per_sync). It does not wait for the disk.
@@ -234,17 +239,17 @@ class Writer:
             self.size += n
             view = view[n:]
             if self.used == DIRECT_BUFFER:
-                self._write_direct(DIRECT_BUFFER)
+                self._write_buffer(DIRECT_BUFFER)
                 self.used = 0
 
-    def _write_direct(self, length: int) -> None:
-        view = memoryview(self.buf)[:length]
-        try:
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
-        finally:
-            view.release()
+    def _write_buffer(self, length: int) -> None:
+        with memoryview(self.buf) as view, view[:length] as part:
+            self._write_all(part)
+
+    def _write_all(self, view: memoryview) -> None:
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.write_many([data])
@@ -254,7 +259,7 @@ class Writer:
         if self.buf is not None:
             if self.used:
                 padded = -(-self.used // ALIGN) * ALIGN
-                self._write_direct(padded)
+                self._write_buffer(padded)
                 os.ftruncate(self.fd, self.size)
                 self.used = 0
             self.buf.close()
