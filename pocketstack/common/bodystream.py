@@ -9,11 +9,11 @@ buffer, then each of the caller's *steps* (hash it, write it) runs on it, every 
 on its own thread, so hashing one buffer overlaps receiving the next and writing the
 one before. Sources:
 
-* ``RequestBody``: an HTTP request's body. With a Content-Length, on uvicorn's
-  httptools protocol over plain TCP, it takes the socket over and receives straight
-  into the buffers on a worker thread (the connection then closes after the
-  response, as its HTTP parser never saw the body); otherwise it copies the ASGI
-  messages in. Small bodies are also async-iterable, the ordinary way.
+* ``RequestBody``: an HTTP request's body. With a Content-Length of more than a
+  buffer, on uvicorn's httptools protocol over plain TCP, it takes the socket over
+  and receives straight into the buffers on a worker thread (the connection then
+  closes after the response, as its HTTP parser never saw the body); otherwise it
+  copies the ASGI messages in. Small bodies are also async-iterable, the ordinary way.
 * ``ChunkSource``: any async iterator of bytes.
 
 ``FileResponse`` sends a byte range of an open file: with sendfile(2) on the same
@@ -42,6 +42,8 @@ BUFFER_SIZE = 4 * 1024 * 1024
 BUFFERS = 3
 ALIGN = 4096  # buffers are mmap'd: page-aligned, as O_DIRECT writes need
 TIMEOUT = 60.0  # seconds a client may stall mid-body (Swift's client_timeout)
+# Smaller bodies keep the connection alive: they come through ASGI.
+TAKEOVER_MIN = BUFFER_SIZE
 
 Step = Callable[[memoryview], None]
 
@@ -233,7 +235,7 @@ class RequestBody(ChunkSource):
                 yield body
             if not more:
                 return
-            if not self.taken and self.length is not None:
+            if not self.taken and self.left is not None and self.left >= TAKEOVER_MIN:
                 self.taken = True  # after one message: any 100 Continue has been sent
                 self.conn = Connection.of(receive)
                 if self.conn is not None:
