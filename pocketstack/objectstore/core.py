@@ -534,7 +534,8 @@ class ObjectStore:
         file-like with read()) into a new temporary file; returns the writer (not yet
         sealed). Small bodies are written on the event loop; others move in big
         buffers, hashed and written on their own threads."""
-        writer = self.disk.writer(expected_size)
+        small = expected_size is not None and expected_size <= SMALL
+        writer = self.disk.writer(expected_size, hold=small)
         max_size = self.opts.max_file_size if limit is None else limit
 
         def check(total: int) -> None:
@@ -544,7 +545,7 @@ class ObjectStore:
                 on_size(total)
 
         try:
-            if expected_size is not None and expected_size <= SMALL:
+            if small:
                 chunks, total = [], 0
                 async for chunk in _chunks(body, self.chunk_size):
                     chunks.append(chunk)
@@ -634,7 +635,11 @@ class ObjectStore:
         ops = [(Index.op_put_object, _row(meta, info))]
         async with self._lock(path):
             try:
-                old = self.read_meta(account, container, name)
+                # Only If-None-Match and versioning care what is replaced.
+                versioned = cinfo.get("X-Versions-Location") or \
+                    cinfo.get("X-History-Location")
+                old = self.read_meta(account, container, name) \
+                    if if_none_match or versioned else None
                 if if_none_match and old is not None:
                     raise errors.PreconditionFailed()
                 archive = self._archive_target(cinfo, old) if old is not None else None
@@ -647,8 +652,7 @@ class ObjectStore:
     def _commit_files(self, writer, meta: ObjectMeta, path: str, archive, ops) -> None:
         """On an I/O thread: seal the upload (metadata, fsync), archive the old copy,
         rename into place, then fsync the directories while the index commits."""
-        if writer.fd >= 0:
-            writer.seal(meta)
+        writer.seal(meta)
         dirs: set[str] = set()
         if archive is not None:
             arch_meta, arch_path = archive

@@ -164,16 +164,28 @@ class Writer:
     Big or unsized uploads bypass the page cache (O_DIRECT, through one aligned
     1 MiB buffer): the kernel neither copies the bytes nor writes them back
     later, so an upload costs less CPU and its final fsync has nothing left to
-    flush. Small ones are written through the page cache.
+    flush. Small ones are written through the page cache; with ``hold`` they wait
+    in memory and the file is only created by ``seal`` (on an I/O thread, where
+    its fsync is anyway), keeping all of a small upload's file calls there.
     """
 
-    def __init__(self, disk: DiskStore, expected_size: int | None = None):
+    def __init__(self, disk: DiskStore, expected_size: int | None = None, *,
+                 hold: bool = False):
         self.disk = disk
         self.tmp_path = os.path.join(disk.tmp_dir, uuid.uuid4().hex)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self.buf: mmap.mmap | None = None
         self.used = 0  # bytes waiting in ``buf``
         self.fd = -1
+        self.held: list | None = [] if hold else None
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+        self.flushed = 0
+        if not hold:
+            self._open(expected_size)
+
+    def _open(self, expected_size: int | None) -> None:
+        disk = self.disk
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         if disk.direct_io and (expected_size is None or expected_size >= DIRECT_MIN):
             try:
                 self.fd = os.open(self.tmp_path, flags | os.O_DIRECT, 0o640)
@@ -187,15 +199,16 @@ class Writer:
                 disk.direct_io = False
         if self.fd < 0:
             self.fd = os.open(self.tmp_path, flags, 0o640)
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-        self.flushed = 0
 
     def write_many(self, chunks: list) -> None:
         """Hash and write several chunks."""
         for chunk in chunks:
             self.md5.update(chunk)
-        self.store_many(chunks)
+        if self.held is not None:
+            self.held.extend(chunks)
+            self.size += sum(len(c) for c in chunks)
+        else:
+            self.store_many(chunks)
 
     def store(self, block: memoryview) -> None:
         """Write without hashing. A page-aligned block of whole pages (what
@@ -256,6 +269,11 @@ class Writer:
 
     def seal(self, meta: ObjectMeta) -> None:
         """Attach the metadata and make data + metadata durable (not yet visible)."""
+        if self.held is not None:
+            held, self.held = self.held, None
+            self._open(self.size)
+            self.size = 0  # counted again as written
+            self.store_many(held)
         if self.buf is not None:
             if self.used:
                 padded = -(-self.used // ALIGN) * ALIGN
@@ -338,8 +356,8 @@ class DiskStore:
         finally:
             os.close(fd)
 
-    def writer(self, expected_size: int | None = None) -> Writer:
-        return Writer(self, expected_size)
+    def writer(self, expected_size: int | None = None, *, hold: bool = False) -> Writer:
+        return Writer(self, expected_size, hold=hold)
 
     def install(self, writer: Writer, path: str, *, sync: bool = True) -> set[str]:
         """Rename a sealed upload into place; the directory fsync makes the rename
