@@ -25,6 +25,7 @@ def test_big_object_round_trip_and_ranges(swift, store):
     r = swift.get("b/one")
     assert r.status_code == 200 and r.headers["etag"] == etag
     assert r.headers["content-length"] == str(len(data)) and r.content == data
+    assert r.headers["x-trans-id"] and r.headers["x-openstack-request-id"]
     r = swift.get("b/one", headers={"Range": "bytes=1000-5000999"})
     assert r.status_code == 206 and r.content == data[1000:5001000]
     assert r.headers["content-range"] == f"bytes 1000-5000999/{len(data)}"
