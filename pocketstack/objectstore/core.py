@@ -32,7 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pocketstack.common import errors
+from pocketstack.common import bodystream, errors
 from pocketstack.common.db import Database
 from pocketstack.objectstore import models
 from pocketstack.objectstore.index import ContainerGone, Index
@@ -530,44 +530,34 @@ class ObjectStore:
     async def write_body(self, body, *, expected_size: int | None = None,
                          limit: int | None = None,
                          on_size: Callable[[int], None] | None = None):
-        """Stream ``body`` (async iterator of bytes, or a file-like with read())
-        into a new temporary file; returns the writer (not yet sealed)."""
-        writer = self.disk.writer(expected_size)
+        """Stream ``body`` (a ``bodystream`` source, an async iterator of bytes, or a
+        file-like with read()) into a new temporary file; returns the writer (not yet
+        sealed). Small bodies are written on the event loop; others move in big
+        buffers, hashed and written on their own threads."""
+        small = expected_size is not None and expected_size <= SMALL
+        writer = self.disk.writer(expected_size, hold=small)
         max_size = self.opts.max_file_size if limit is None else limit
-        pending: asyncio.Future | None = None
-        chunks: list[bytes] = []
-        buffered = total = 0
+
+        def check(total: int) -> None:
+            if total > max_size:
+                raise errors.RequestEntityTooLarge("Your request is too large.")
+            if on_size is not None:
+                on_size(total)
+
         try:
-            async for chunk in _chunks(body, self.chunk_size):
-                if not chunk:
-                    continue
-                chunks.append(chunk)
-                buffered += len(chunk)
-                total += len(chunk)
-                if total > max_size:
-                    raise errors.RequestEntityTooLarge("Your request is too large.")
-                if on_size is not None:
-                    on_size(total)
-                if buffered >= self.chunk_size:
-                    # Hash and write on an I/O thread while the next chunks arrive.
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(self._io(writer.write_many, chunks))
-                    chunks, buffered = [], 0
-            if pending is not None:
-                await pending
-                pending = None
-            if chunks:
-                if buffered <= SMALL and writer.cheap(buffered):
-                    writer.write_many(chunks)
-                else:
-                    await self._io(writer.write_many, chunks)
+            if small:
+                chunks, total = [], 0
+                async for chunk in _chunks(body, self.chunk_size):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                    check(total)
+                writer.write_many(chunks)
+            else:
+                source = body if isinstance(body, bodystream.ChunkSource) else \
+                    bodystream.ChunkSource(_chunks(body, self.chunk_size))
+                await bodystream.pump(source, [writer.md5.update, writer.store],
+                                      size_hint=expected_size, on_size=check)
         except BaseException:
-            if pending is not None:
-                try:
-                    await pending
-                except Exception:
-                    pass
             writer.abort()
             raise
         return writer
@@ -645,7 +635,11 @@ class ObjectStore:
         ops = [(Index.op_put_object, _row(meta, info))]
         async with self._lock(path):
             try:
-                old = self.read_meta(account, container, name)
+                # Only If-None-Match and versioning care what is replaced.
+                versioned = cinfo.get("X-Versions-Location") or \
+                    cinfo.get("X-History-Location")
+                old = self.read_meta(account, container, name) \
+                    if if_none_match or versioned else None
                 if if_none_match and old is not None:
                     raise errors.PreconditionFailed()
                 archive = self._archive_target(cinfo, old) if old is not None else None
@@ -658,8 +652,7 @@ class ObjectStore:
     def _commit_files(self, writer, meta: ObjectMeta, path: str, archive, ops) -> None:
         """On an I/O thread: seal the upload (metadata, fsync), archive the old copy,
         rename into place, then fsync the directories while the index commits."""
-        if writer.fd >= 0:
-            writer.seal(meta)
+        writer.seal(meta)
         dirs: set[str] = set()
         if archive is not None:
             arch_meta, arch_path = archive

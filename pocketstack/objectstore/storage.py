@@ -164,16 +164,28 @@ class Writer:
     Big or unsized uploads bypass the page cache (O_DIRECT, through one aligned
     1 MiB buffer): the kernel neither copies the bytes nor writes them back
     later, so an upload costs less CPU and its final fsync has nothing left to
-    flush. Small ones are written through the page cache.
+    flush. Small ones are written through the page cache; with ``hold`` they wait
+    in memory and the file is only created by ``seal`` (on an I/O thread, where
+    its fsync is anyway), keeping all of a small upload's file calls there.
     """
 
-    def __init__(self, disk: DiskStore, expected_size: int | None = None):
+    def __init__(self, disk: DiskStore, expected_size: int | None = None, *,
+                 hold: bool = False):
         self.disk = disk
         self.tmp_path = os.path.join(disk.tmp_dir, uuid.uuid4().hex)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self.buf: mmap.mmap | None = None
         self.used = 0  # bytes waiting in ``buf``
         self.fd = -1
+        self.held: list | None = [] if hold else None
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+        self.flushed = 0
+        if not hold:
+            self._open(expected_size)
+
+    def _open(self, expected_size: int | None) -> None:
+        disk = self.disk
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         if disk.direct_io and (expected_size is None or expected_size >= DIRECT_MIN):
             try:
                 self.fd = os.open(self.tmp_path, flags | os.O_DIRECT, 0o640)
@@ -187,18 +199,27 @@ class Writer:
                 disk.direct_io = False
         if self.fd < 0:
             self.fd = os.open(self.tmp_path, flags, 0o640)
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-        self.flushed = 0
 
-    def cheap(self, n: int) -> bool:
-        """Whether writing ``n`` more bytes costs no disk I/O (may stay on the loop)."""
-        return self.buf is None or self.used + n < DIRECT_BUFFER
-
-    def write_many(self, chunks: list[bytes]) -> None:
-        """Hash and write several chunks (on an I/O thread when they are big)."""
+    def write_many(self, chunks: list) -> None:
+        """Hash and write several chunks."""
         for chunk in chunks:
             self.md5.update(chunk)
+        if self.held is not None:
+            self.held.extend(chunks)
+            self.size += sum(len(c) for c in chunks)
+        else:
+            self.store_many(chunks)
+
+    def store(self, block: memoryview) -> None:
+        """Write without hashing. A page-aligned block of whole pages (what
+        ``bodystream.pump`` passes) goes to disk straight from where it is."""
+        if self.buf is not None and not self.used and len(block) % ALIGN == 0:
+            self._write_all(block)
+            self.size += len(block)
+        else:
+            self.store_many([block])
+
+    def store_many(self, chunks: list) -> None:
         if self.buf is not None:
             for chunk in chunks:
                 self._buffer(chunk)
@@ -212,12 +233,9 @@ class Writer:
                 if offset >= len(chunk):
                     offset -= len(chunk)
                     continue
-                view = memoryview(chunk)[offset:]
+                self._write_all(memoryview(chunk)[offset:])
+                self.size += len(chunk) - offset
                 offset = 0
-                while view:
-                    n = os.write(self.fd, view)
-                    view = view[n:]
-                    self.size += n
         if SYNC_FILE_RANGE is not None and self.size - self.flushed >= WRITEBACK_EVERY:
             # Start writing this part to disk now, so the fsync at the end has little
             # left to do (as Swift's mb_per_sync). It does not wait for the disk.
@@ -234,27 +252,32 @@ class Writer:
             self.size += n
             view = view[n:]
             if self.used == DIRECT_BUFFER:
-                self._write_direct(DIRECT_BUFFER)
+                self._write_buffer(DIRECT_BUFFER)
                 self.used = 0
 
-    def _write_direct(self, length: int) -> None:
-        view = memoryview(self.buf)[:length]
-        try:
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
-        finally:
-            view.release()
+    def _write_buffer(self, length: int) -> None:
+        with memoryview(self.buf) as view, view[:length] as part:
+            self._write_all(part)
+
+    def _write_all(self, view: memoryview) -> None:
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.write_many([data])
 
     def seal(self, meta: ObjectMeta) -> None:
         """Attach the metadata and make data + metadata durable (not yet visible)."""
+        if self.held is not None:
+            held, self.held = self.held, None
+            self._open(self.size)
+            self.size = 0  # counted again as written
+            self.store_many(held)
         if self.buf is not None:
             if self.used:
                 padded = -(-self.used // ALIGN) * ALIGN
-                self._write_direct(padded)
+                self._write_buffer(padded)
                 os.ftruncate(self.fd, self.size)
                 self.used = 0
             self.buf.close()
@@ -333,8 +356,8 @@ class DiskStore:
         finally:
             os.close(fd)
 
-    def writer(self, expected_size: int | None = None) -> Writer:
-        return Writer(self, expected_size)
+    def writer(self, expected_size: int | None = None, *, hold: bool = False) -> Writer:
+        return Writer(self, expected_size, hold=hold)
 
     def install(self, writer: Writer, path: str, *, sync: bool = True) -> set[str]:
         """Rename a sealed upload into place; the directory fsync makes the rename
