@@ -61,6 +61,7 @@ class ComputeService(Service):
     catalog_name = "nova"
     prefix = "/compute"
     endpoint_suffix = "/v2.1"
+    extra_prefixes = ("/metadata",)
 
     def __init__(self, cloud):
         super().__init__(cloud)
@@ -90,11 +91,11 @@ class ComputeService(Service):
             self._app = api.build(self).app()
         return self._app
 
-    def extra_apps(self):
+    def extra_app(self, prefix: str):
         """The metadata service, on its own prefix of the one port."""
         from pocketstack.compute import metadata
 
-        return [("/metadata", metadata.build(self).app())]
+        return metadata.build(self).app()
 
     # -- hooks for block storage ---------------------------------------------
 

@@ -7,11 +7,10 @@ import threading
 import uuid
 from collections.abc import Iterable
 
-import bcrypt
-
 from pocketstack.common import errors
 from pocketstack.common.db import utcnow
 from pocketstack.identity import backends, models
+from pocketstack.identity.passwords import check_password, hash_password
 
 GLOBAL = models.GLOBAL
 SYSTEM_TARGET = "system"
@@ -43,24 +42,6 @@ def split_extra(kind: str, body: dict) -> tuple[dict, dict]:
     columns = {k: v for k, v in body.items() if k in known}
     extra = {k: v for k, v in body.items() if k not in known and k not in ("id", "links")}
     return columns, extra
-
-
-# bcrypt reads at most 72 bytes; like Keystone (passlib) we hash that prefix.
-BCRYPT_MAX = 72
-
-
-def hash_password(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(password.encode()[:BCRYPT_MAX], bcrypt.gensalt(rounds)).decode()
-
-
-def check_password(password: str, hashed: str | None) -> bool:
-    if not hashed:
-        return False
-    backends.may_block()
-    try:
-        return bcrypt.checkpw(password.encode()[:BCRYPT_MAX], hashed.encode())
-    except ValueError:
-        return False
 
 
 class IdentityManager:
