@@ -87,6 +87,7 @@ class Cloud:
                 for service in rest:
                     self._start_service(service)
                 self._start_data_plane()
+                self._load_policies()
                 if on_started is not None:
                     on_started()
             except BaseException as error:
@@ -110,6 +111,13 @@ class Cloud:
             self._started[service.name].set_exception(error)
             raise
         self._started[service.name].set_result(apps)
+
+    def _load_policies(self) -> None:
+        """What the first requests would otherwise wait for: oslo.policy and the rules."""
+        for service in self.services.values():
+            policy = getattr(service, "policy", None)
+            if policy is not None:
+                policy.load()
 
     def _start_data_plane(self) -> None:
         # the data plane: image fetcher for guests, this host's container agent
