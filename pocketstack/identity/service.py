@@ -144,8 +144,10 @@ class IdentityService(Service):
             if not self._fingerprint_matches(password, admin) and \
                     not ident.check_user_password(admin, password):
                 admin = ident.update_user(admin["id"], {"password": password})
+        admin = ident.get("user", admin["id"])
         if not self._fingerprint_matches(password, admin):
-            self._save_fingerprint(password, ident.get("user", admin["id"]))
+            self._save_fingerprint(password, admin)
+        ident.remember_password(admin, password)
         ident.grant(roles["admin"]["id"], user_id=admin["id"],
                     project_id=projects[conf.bootstrap.admin_project_name]["id"])
         ident.grant(roles["admin"]["id"], user_id=admin["id"], system=True)
