@@ -32,6 +32,9 @@ SERVICES = {
     "compute": "pocketstack.compute.service:ComputeService",
 }
 
+# How long stopping waits for a service still starting (its database not answering).
+STARTING_SERVICE_WAIT = 60
+
 
 def _service_class(name: str) -> type[Service] | None:
     module_name, _, class_name = SERVICES[name].partition(":")
@@ -59,6 +62,8 @@ class Cloud:
         # Each service's apps by prefix, once it has started (or why it did not).
         self._started = {name: concurrent.futures.Future() for name in self.services}
         self._starter: threading.Thread | None = None
+        self._on_failure = None
+        self._stopping = False
         self.start_error: BaseException | None = None
         self._app = None
 
@@ -81,26 +86,34 @@ class Cloud:
         ``on_failure`` if one fails (its error is then ``start_error``)."""
         first, *rest = self.services.values()
         self._start_service(first)
+        self._on_failure = on_failure
 
         def run():
             try:
                 for service in rest:
+                    if self._stopping:
+                        return
                     self._start_service(service)
                 self._start_data_plane()
                 self._load_policies()
                 if on_started is not None:
                     on_started()
             except BaseException as error:
-                LOG.exception("starting the cloud")
-                self.start_error = error
-                for future in self._started.values():
-                    if not future.done():
-                        future.set_exception(error)
-                if on_failure is not None:
-                    on_failure()
+                self._failed(error)
 
         self._starter = threading.Thread(target=run, daemon=True, name="pocketstack-start")
         self._starter.start()
+
+    def _failed(self, error: BaseException) -> None:
+        if self.start_error is not None:
+            return  # already reported (a failed start fails the services after it too)
+        self.start_error = error
+        LOG.error("the cloud failed to start", exc_info=error)
+        for future in self._started.values():
+            if not future.done():
+                future.set_exception(error)
+        if self._on_failure is not None:
+            self._on_failure()
 
     def _start_service(self, service: Service) -> None:
         try:
@@ -126,8 +139,9 @@ class Cloud:
         integration.cloud_started(self)
 
     def stop(self) -> None:
+        self._stopping = True
         if self._starter is not None:
-            self._starter.join()
+            self._starter.join(STARTING_SERVICE_WAIT)
         try:
             from pocketstack.guest import integration
 
@@ -155,6 +169,8 @@ class Cloud:
                     opening = self._open(svc, gates[svc.name])
                     if self._started[svc.name].done():
                         await opening  # started before the server: open before serving
+                        if self.start_error is not None:
+                            raise self.start_error
                     else:
                         waiting.append(asyncio.create_task(opening))
                 yield
@@ -165,14 +181,16 @@ class Cloud:
         return self._app
 
     async def _open(self, svc: Service, gates: list[ServiceGate]) -> None:
-        """Once ``svc`` has started, run its loop-side start and let requests in."""
+        """Once ``svc`` has started, run its loop-side start and let requests in (to a
+        503 if it failed: `up` is then stopping)."""
         try:
             apps = await asyncio.wrap_future(self._started[svc.name])
             await svc.started()
+        except Exception as error:
+            self._failed(error)
+        else:
             for gate in gates:
                 gate.app = apps[gate.prefix]
-        except Exception:
-            LOG.exception("%s did not start", svc.name)
         finally:
             for gate in gates:
                 gate.opened.set()
