@@ -39,24 +39,34 @@ def cmd_up(args) -> int:
     started = time.monotonic()
     conf = _load(args)
     _logging(conf)
+    from pocketstack.identity import passwords
+
+    passwords.start_admin_hash(conf)  # a fresh state's bcrypt overlaps the imports below
     from pocketstack import cloud as cloud_mod
     from pocketstack.clouds_yaml import write_clouds_yaml
+    from pocketstack.guest import integration as guest
 
     sock = cloud_mod.bind_socket(conf)
     cloud = cloud_mod.Cloud(conf)
-    cloud.start()
     server = cloud_mod.Server(cloud, sock, access_log=conf.debug)
-    paths = write_clouds_yaml(cloud, user_file=not args.no_user_clouds_yaml)
-    from pocketstack.guest import integration as guest
 
-    guest.register_in_background(cloud)  # built once, cached; never delays `up`
+    def stop_serving(*_):
+        server.server.should_exit = True
+
+    # Identity serves at once; the other services start behind it (guest image:
+    # built once, cached, registered in the background; never delays `up`).
+    cloud.start_in_background(on_started=lambda: guest.register_in_background(cloud),
+                              on_failure=stop_serving)
+    paths = write_clouds_yaml(cloud, user_file=not args.no_user_clouds_yaml)
     identity = cloud.services["identity"]
     print(banner(cloud, identity.admin_password(), paths, time.monotonic() - started), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(server.server, "should_exit", True))
+    signal.signal(signal.SIGTERM, stop_serving)
     try:
         server.run()
     finally:
         cloud.stop()
+    if cloud.start_error is not None:
+        raise cloud.start_error
     print("pocketstack stopped.", flush=True)
     return 0
 

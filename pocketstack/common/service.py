@@ -20,12 +20,17 @@ class Service:
     catalog_name: str = ""  # catalog name, e.g. "neutron"
     prefix: str = ""  # URL prefix, e.g. "/networking"
     endpoint_suffix: str = ""  # appended to the prefix in the catalog, e.g. "/v2.1"
+    extra_prefixes: tuple[str, ...] = ()  # more URL prefixes it serves (``extra_app``)
 
     def __init__(self, cloud: Cloud):
         self.cloud = cloud
         self.conf = cloud.conf
 
     def app(self):
+        raise NotImplementedError
+
+    def extra_app(self, prefix: str):
+        """The app served at ``prefix``, one of ``extra_prefixes``."""
         raise NotImplementedError
 
     def start(self) -> None:

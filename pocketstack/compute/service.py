@@ -61,6 +61,7 @@ class ComputeService(Service):
     catalog_name = "nova"
     prefix = "/compute"
     endpoint_suffix = "/v2.1"
+    extra_prefixes = ("/metadata", "/console")
 
     def __init__(self, cloud):
         super().__init__(cloud)
@@ -90,14 +91,17 @@ class ComputeService(Service):
             self._app = api.build(self).app()
         return self._app
 
-    def extra_apps(self):
+    def extra_app(self, prefix: str):
         """The metadata service and the console proxy, on their own prefixes of the one
         port."""
-        from pocketstack.compute import metadata
+        if prefix == "/metadata":
+            from pocketstack.compute import metadata
+
+            return metadata.build(self).app()
         from pocketstack.compute.console import proxy
 
         self.app()  # the console API (and its tokens) first
-        return [("/metadata", metadata.build(self).app()), ("/console", proxy.build(self))]
+        return proxy.build(self)
 
     # -- hooks for block storage ---------------------------------------------
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from pocketstack.common import errors
 from pocketstack.common.db import isotime
 from pocketstack.common.http import Api, JSONResponse, Request, dumps, keystone_error_body
-from pocketstack.identity import backends, core, schemas
+from pocketstack.identity import backends, core, passwords, schemas
 
 VERSION = {
     "id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
@@ -858,7 +858,7 @@ def build(service) -> Api:
                 expires = expires.replace(tzinfo=datetime.UTC)
         row = {"id": core.new_id(), "name": body["name"], "user_id": user_id,
                "project_id": ctx.project_id, "description": body.get("description"),
-               "secret_hash": core.hash_password(secret,
+               "secret_hash": passwords.hash_password(secret,
                                                  service.conf.identity.password_hash_rounds),
                "expires_at": expires, "unrestricted": bool(body.get("unrestricted")),
                "roles": roles, "access_rules": access_rules_for(user_id, body), "extra": {}}

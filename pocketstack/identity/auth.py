@@ -9,7 +9,7 @@ import time
 from pocketstack.common import errors
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import isotime, utcnow
-from pocketstack.identity import core
+from pocketstack.identity import core, passwords
 from pocketstack.identity.tokens import Payload, TokenFormatter, new_audit_id
 
 AUTH_FAILED = "The request you have made requires authentication."
@@ -88,7 +88,7 @@ class Authenticator:
             # Spend the same bcrypt time as for a real user: the answer's timing must
             # not tell which user names exist.
             core.backends.may_block()
-            core.check_password(secret, self._dummy_hash())
+            passwords.check_password(secret, self._dummy_hash())
             raise errors.Unauthorized(AUTH_FAILED)
         if not self.identity.check_user_password(user, secret):
             raise errors.Unauthorized(AUTH_FAILED)
@@ -98,7 +98,7 @@ class Authenticator:
 
     def _dummy_hash(self) -> str:
         if self._dummy is None:
-            self._dummy = core.hash_password(new_audit_id(),
+            self._dummy = passwords.hash_password(new_audit_id(),
                                              self.conf.identity.password_hash_rounds)
         return self._dummy
 
@@ -137,7 +137,7 @@ class Authenticator:
                                        {"name": spec.get("name"), "user_id": user["id"]}
                                        ) if user else []
             cred = found[0] if found else None
-        if cred is None or not core.check_password(secret, cred["secret_hash"]):
+        if cred is None or not passwords.check_password(secret, cred["secret_hash"]):
             raise errors.Unauthorized(AUTH_FAILED)
         if cred.get("expires_at") and cred["expires_at"] <= utcnow():
             raise errors.Unauthorized(AUTH_FAILED)

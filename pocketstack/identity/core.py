@@ -3,15 +3,15 @@ assignments and the catalog, over the configured drivers."""
 
 from __future__ import annotations
 
+import hmac
 import threading
 import uuid
 from collections.abc import Iterable
 
-import bcrypt
-
 from pocketstack.common import errors
 from pocketstack.common.db import utcnow
 from pocketstack.identity import backends, models
+from pocketstack.identity.passwords import check_password, hash_password
 
 GLOBAL = models.GLOBAL
 SYSTEM_TARGET = "system"
@@ -45,24 +45,6 @@ def split_extra(kind: str, body: dict) -> tuple[dict, dict]:
     return columns, extra
 
 
-# bcrypt reads at most 72 bytes; like Keystone (passlib) we hash that prefix.
-BCRYPT_MAX = 72
-
-
-def hash_password(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(password.encode()[:BCRYPT_MAX], bcrypt.gensalt(rounds)).decode()
-
-
-def check_password(password: str, hashed: str | None) -> bool:
-    if not hashed:
-        return False
-    backends.may_block()
-    try:
-        return bcrypt.checkpw(password.encode()[:BCRYPT_MAX], hashed.encode())
-    except ValueError:
-        return False
-
-
 class IdentityManager:
     """The whole identity data model. Token issue and validation live in auth.py."""
 
@@ -87,6 +69,7 @@ class IdentityManager:
         self.generation = 0
         self._gen_lock = threading.Lock()
         self._catalogs: dict[tuple, list[dict]] = {}
+        self._known_password: tuple[str, str | None, str] | None = None
 
     def bump(self) -> None:
         with self._gen_lock:
@@ -285,11 +268,26 @@ class IdentityManager:
         self._writable("user").update("user", id, self._password_columns(password))
         self.revoke(user_id=id)
 
+    def remember_password(self, user: dict, password: str) -> None:
+        """``password`` is known to match ``user``'s stored hash: the bootstrap's admin,
+        whose password the cloud holds anyway (configured or generated), and which the
+        bootstrap hashed or checked. Checking it against that hash again would spend
+        bcrypt time (~0.25 s, e.g. on the first token after `up`) to learn nothing; any
+        other password, or a changed hash, still goes through bcrypt."""
+        self._known_password = (user["id"], user.get("password_hash"), password)
+
+    def _is_known_password(self, user: dict, password: str) -> bool:
+        known = self._known_password
+        return (known is not None and known[0] == user["id"] and known[1]
+                and known[1] == user.get("password_hash")
+                and hmac.compare_digest(known[2].encode(), password.encode()))
+
     def check_user_password(self, user: dict, password: str) -> bool:
         store = self.store("user")
         verdict = store.authenticate(user, password)
         if verdict is None:
-            return check_password(password, user.get("password_hash"))
+            return (self._is_known_password(user, password)
+                    or check_password(password, user.get("password_hash")))
         if verdict and getattr(store, "tenant_per_user", False):
             self.ensure_tenant(user)
         return verdict

@@ -7,14 +7,13 @@ import hmac
 import logging
 import os
 import secrets
-import threading
 
 from pocketstack.common import errors
 from pocketstack.common.auth import TokenValidator
 from pocketstack.common.db import Database
 from pocketstack.common.policy import Policy
 from pocketstack.common.service import Service
-from pocketstack.identity import api, core, models, policies
+from pocketstack.identity import api, core, models, passwords, policies
 from pocketstack.identity.auth import Authenticator
 from pocketstack.identity.fernet import KeyRepository
 from pocketstack.identity.tokens import TokenFormatter
@@ -45,31 +44,18 @@ class IdentityService(Service):
                                         cache_time=conf.token.cache_time,
                                         www_authenticate=self.endpoint_url())
         # On a fresh state directory the admin's password hash (bcrypt, ~0.25 s) is
-        # computed while the other services load.
-        self._admin_hash: dict[str, str] = {}
-        self._hashing = None
-        if not os.path.exists(self._fingerprint_path()) and \
-                not self.manager.store("user").read_only:
-            os.makedirs(conf.state_path, exist_ok=True)
-            self._hashing = threading.Thread(target=self._hash_admin_password,
-                                             args=(self.admin_password(),), daemon=False,
-                                             name="identity-bootstrap-hash")
-            self._hashing.start()
-
-    def _hash_admin_password(self, password: str) -> None:
-        self._admin_hash[password] = core.hash_password(
-            password, self.conf.identity.password_hash_rounds)
+        # computed in a thread (started by `up` before its imports, else here).
+        self._admin_hash = (None if self.manager.store("user").read_only
+                            else passwords.take_admin_hash(conf))
 
     def _admin_password_hash(self, password: str) -> str | None:
-        if self._hashing is not None:
-            self._hashing.join()
-        return self._admin_hash.get(password)
+        pending = self._admin_hash
+        if pending is None or pending.password != password:
+            return None
+        return pending.result()
 
     # The bootstrap remembers (salted) which admin password it last set, so that a
     # restart need not check it against the bcrypt hash (~0.25 s of start-up).
-    def _fingerprint_path(self) -> str:
-        return os.path.join(self.conf.state_path, "bootstrap-fingerprint")
-
     @staticmethod
     def _fingerprint(salt: bytes, password: str, admin: dict) -> str:
         created = str(admin.get("password_created_at"))
@@ -78,7 +64,7 @@ class IdentityService(Service):
 
     def _fingerprint_matches(self, password: str, admin: dict) -> bool:
         try:
-            with open(self._fingerprint_path()) as f:
+            with open(passwords.fingerprint_path(self.conf)) as f:
                 salt_hex, digest = f.read().split()
         except (OSError, ValueError):
             return False
@@ -87,7 +73,7 @@ class IdentityService(Service):
 
     def _save_fingerprint(self, password: str, admin: dict) -> None:
         salt = secrets.token_bytes(16)
-        path = self._fingerprint_path()
+        path = passwords.fingerprint_path(self.conf)
         fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"{salt.hex()} {self._fingerprint(salt, password, admin)}\n")
@@ -111,24 +97,14 @@ class IdentityService(Service):
         self.bootstrap()
 
     def stop(self) -> None:
-        if self._hashing is not None:
-            self._hashing.join()  # never leave bcrypt running in a thread at exit
+        if self._admin_hash is not None:
+            self._admin_hash.result()  # never leave bcrypt running in a thread at exit
         self.db.dispose()
 
     # -- bootstrap ---------------------------------------------------------
 
     def admin_password(self) -> str:
-        if self.conf.bootstrap.admin_password:
-            return self.conf.bootstrap.admin_password
-        path = os.path.join(self.conf.state_path, "admin-password")
-        if os.path.exists(path):
-            with open(path) as f:
-                return f.read().strip()
-        password = secrets.token_urlsafe(18)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(password + "\n")
-        return password
+        return passwords.admin_password(self.conf)
 
     def bootstrap(self) -> None:
         """Idempotently create what `keystone-manage bootstrap` creates, plus the catalog."""
@@ -168,8 +144,10 @@ class IdentityService(Service):
             if not self._fingerprint_matches(password, admin) and \
                     not ident.check_user_password(admin, password):
                 admin = ident.update_user(admin["id"], {"password": password})
+        admin = ident.get("user", admin["id"])
         if not self._fingerprint_matches(password, admin):
-            self._save_fingerprint(password, ident.get("user", admin["id"]))
+            self._save_fingerprint(password, admin)
+        ident.remember_password(admin, password)
         ident.grant(roles["admin"]["id"], user_id=admin["id"],
                     project_id=projects[conf.bootstrap.admin_project_name]["id"])
         ident.grant(roles["admin"]["id"], user_id=admin["id"], system=True)

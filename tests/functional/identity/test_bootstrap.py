@@ -18,6 +18,8 @@ def test_restart_and_admin_password_change(tmp_path):
     cloud = _start(tmp_path, "first-password")
     http = Http(cloud)
     http.issue("admin", "first-password")
+    http.issue("admin", "first-passwore", expect=401)
+    http.issue("admin", "first-password" + "x" * 80, expect=401)
     http.close()
     cloud.stop()
 
@@ -46,6 +48,8 @@ def test_admin_password_changed_through_api_is_reset_on_restart(tmp_path):
         "original_password": "config-password", "password": "api-password"}})
     assert r.status_code == 204
     http.issue("admin", "api-password")
+    # the bootstrap's password, known to the cloud, no longer matches the admin's hash
+    http.issue("admin", "config-password", expect=401)
     http.close()
     cloud.stop()
     # As keystone-manage bootstrap does, the configured password wins again.
