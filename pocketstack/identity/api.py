@@ -8,12 +8,18 @@ import json
 import secrets
 import time
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from pocketstack.common import errors
 from pocketstack.common.db import isotime
-from pocketstack.common.http import Api, JSONResponse, Request, dumps, keystone_error_body
+from pocketstack.common.http import (
+    Api,
+    JSONResponse,
+    Request,
+    dumps,
+    keystone_error_body,
+    run_blocking,
+)
 from pocketstack.identity import backends, core, passwords, schemas
 
 VERSION = {
@@ -183,7 +189,7 @@ def build(service) -> Api:
             with backends.cache_only():
                 return handler(req)
         except backends.CacheMiss:
-            return await run_in_threadpool(handler, req)
+            return await run_blocking(handler, req)
 
     def issue(req):
         body = schemas.check(schemas.auth, req.json())

@@ -21,10 +21,11 @@ import logging
 import os
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from pocketstack.common.http import run_blocking
 
 LOG = logging.getLogger(__name__)
 NO_CONSOLE = 4004
@@ -42,7 +43,7 @@ def build(service) -> Starlette:
 
     async def console(ws: WebSocket):
         console_type = ws.path_params["console_type"]
-        found = await run_in_threadpool(token_of, ws.query_params.get("token", ""),
+        found = await run_blocking(token_of, ws.query_params.get("token", ""),
                                         console_type)
         if found is None:
             await ws.close(code=1008)  # before accept: the handshake gets 403
