@@ -5,6 +5,7 @@ project's own quotas still win), over the ``[quota]`` options."""
 from __future__ import annotations
 
 import threading
+import time
 
 import sqlalchemy as sa
 
@@ -38,12 +39,16 @@ def shown(version: tuple[int, int]) -> list[str]:
 
 class QuotaClasses:
     """The classes' limits, with the default class cached in this process (it is
-    read at every quota check; writes through this object refresh it)."""
+    read at every quota check): writes through this object refresh it at once, writes
+    by another API process are seen within ``CACHE_SECONDS``."""
+
+    CACHE_SECONDS = 5.0
 
     def __init__(self, db, conf):
         self.db = db
         self.conf = conf
         self._default: dict[str, int] | None = None
+        self._read_at = 0.0
         self._lock = threading.Lock()
 
     def get(self, class_name: str) -> dict[str, int]:
@@ -54,11 +59,12 @@ class QuotaClasses:
     def defaults(self) -> dict[str, int]:
         """Project defaults: ``[quota]`` options overridden by the default class."""
         cached = self._default
-        if cached is None:
+        if cached is None or time.monotonic() - self._read_at > self.CACHE_SECONDS:
+            read_at = time.monotonic()
             cached = {r: getattr(self.conf.quota, r) for r in QUOTA_RESOURCES}
             cached.update(self.get(DEFAULT_CLASS))
             with self._lock:
-                self._default = cached
+                self._default, self._read_at = cached, read_at
         return dict(cached)
 
     def update(self, class_name: str, values: dict[str, int]) -> None:
