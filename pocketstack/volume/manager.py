@@ -793,9 +793,10 @@ class VolumeManager:
     def _fail_volume(self, ctx, vol_id: str, project_id: str, action: str, exc: Exception,
                      status: str = "error") -> None:
         LOG.warning("volume %s: %s failed: %s", vol_id, action, exc)
-        self._set_volume(vol_id, status=status)
+        # The message first: whoever sees the failed status can read why.
         self.add_message(project_id, "VOLUME", vol_id, f"{action}: {exc}",
                          getattr(ctx, "request_id", None))
+        self._set_volume(vol_id, status=status)
 
     def _do_create_volume(self, ctx, vol: dict, source, image, backup_id) -> None:
         volume_id = vol["id"]
@@ -1472,11 +1473,11 @@ class VolumeManager:
                         updated_at=utcnow()))
         except Exception as exc:  # noqa: BLE001
             LOG.warning("snapshot %s failed: %s", snapshot_id, exc)
+            self.add_message(snap["project_id"], "SNAPSHOT", snapshot_id,
+                             f"create snapshot: {exc}", getattr(ctx, "request_id", None))
             with self.db.session() as s:
                 s.execute(S.update().where(S.c.id == snapshot_id).values(
                     status="error", updated_at=utcnow()))
-            self.add_message(snap["project_id"], "SNAPSHOT", snapshot_id,
-                             f"create snapshot: {exc}", getattr(ctx, "request_id", None))
 
     def update_snapshot(self, ctx: RequestContext, snapshot_id: str, values: dict) -> dict:
         with self.db.session() as s:
@@ -1542,11 +1543,11 @@ class VolumeManager:
                     s.execute(S.delete().where(S.c.id == snapshot_id))
         except Exception as exc:  # noqa: BLE001
             LOG.warning("deleting snapshot %s failed: %s", snapshot_id, exc)
+            self.add_message(snap["project_id"], "SNAPSHOT", snapshot_id,
+                             f"delete snapshot: {exc}")
             with self.db.session() as s:
                 s.execute(S.update().where(S.c.id == snapshot_id).values(
                     status="error_deleting", updated_at=utcnow()))
-            self.add_message(snap["project_id"], "SNAPSHOT", snapshot_id,
-                             f"delete snapshot: {exc}")
 
     def revert_to_snapshot(self, ctx: RequestContext, volume_id: str, snapshot_id: str) -> None:
         with self.db.session() as s:
