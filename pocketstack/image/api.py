@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from contextlib import aclosing
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
-from pocketstack.common import errors
+from pocketstack.common import bodystream, errors
 from pocketstack.common.http import Api, JSONResponse, Request, dumps
 from pocketstack.common.validation import validate
 from pocketstack.image import core, schemas
@@ -180,7 +181,8 @@ def build(service) -> Api:
     async def receive(req: Request, method) -> Response:
         size = octet_stream(req)
         try:
-            await method(req.context, req.path_params["image_id"], req.raw.stream(), size)
+            async with aclosing(bodystream.stream(req.raw)) as body:
+                await method(req.context, req.path_params["image_id"], body, size)
         except ClientDisconnect:
             raise errors.BadRequest("The client went away before the upload "
                                     "completed.") from None

@@ -808,7 +808,7 @@ class ImageManager:
         try:
             written: Written = await self.store.add(
                 image_id, source, max_size=room, too_large=lambda _: self._too_large(room),
-                algo=self.conf.hashing_algorithm)
+                algo=self.conf.hashing_algorithm, expected_size=size)
         except BaseException:
             await run_in_threadpool(self._revert, image_id, "saving")
             raise
@@ -836,7 +836,8 @@ class ImageManager:
         try:
             written = await self.staging.add(image_id, source, max_size=room,
                                               too_large=lambda _: self._too_large(room),
-                                              algo=self.conf.hashing_algorithm)
+                                              algo=self.conf.hashing_algorithm,
+                                              expected_size=size)
             facts = {"size": written.size, "checksum": written.checksum,
                      "os_hash_algo": written.os_hash_algo,
                      "os_hash_value": written.os_hash_value, "head": written.head.hex()}

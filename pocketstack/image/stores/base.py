@@ -131,8 +131,10 @@ class Store:
     description = ""
 
     async def add(self, image_id: str, source: AsyncIterator[bytes], *,
-                  max_size: int | None = None, too_large=None, algo: str = "sha512") -> Written:
-        """Store all of ``source`` durably (all or nothing) and return its facts."""
+                  max_size: int | None = None, too_large=None, algo: str = "sha512",
+                  expected_size: int | None = None) -> Written:
+        """Store all of ``source`` durably (all or nothing) and return its facts.
+        ``expected_size``: the size the sender announced (Content-Length), if any."""
         raise NotImplementedError
 
     async def adopt(self, image_id: str, path: str) -> str:
