@@ -321,13 +321,18 @@ class ImageManager:
         visibility = query.get("visibility")
         admin = ctx.is_admin
         conds = []
+        # Written so that no index serves it: otherwise SQLite gathers every visible
+        # image through the owner and visibility indexes and sorts them all (1.7 ms for
+        # 1000 images) rather than walk ix_image_image_list newest first to the page's
+        # end (20 us).
+        owned = sa.func.coalesce(T.c.owner, "") == project
         if visibility is None:
             if not admin:
-                conds.append(sa.or_(T.c.owner == project, T.c.visibility == "public",
+                conds.append(sa.or_(owned, T.c.visibility == "public",
                                     sa.and_(T.c.visibility == "shared", member)))
         elif visibility == "all":
             if not admin:
-                conds.append(sa.or_(T.c.owner == project,
+                conds.append(sa.or_(owned,
                                     T.c.visibility.in_(("public", "community")),
                                     sa.and_(T.c.visibility == "shared", member)))
         elif visibility in ("public", "community"):
