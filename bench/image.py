@@ -201,14 +201,34 @@ def client(kind: str, spec: dict) -> dict:
     return json.loads(proc.stdout)
 
 
-def admin_token(server: Server) -> str:
+def password_token(server: Server, user: str, password: str, project: str) -> str:
     import httpx
 
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        "name": user, "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
     r = httpx.post(server.url + "/identity/v3/auth/tokens", json=body, timeout=30)
     return r.headers["X-Subject-Token"]
+
+
+def admin_token(server: Server) -> str:
+    return password_token(server, "admin", ADMIN_PASSWORD, "admin")
+
+
+def member_token(server: Server, admin: str) -> str:
+    """A token of a member of a project of its own (what most users list images as)."""
+    import httpx
+
+    keystone = httpx.Client(base_url=server.url + "/identity/v3", timeout=30,
+                            headers={"X-Auth-Token": admin})
+    project = keystone.post("/projects", json={"project": {"name": "bench-project"}}).json()
+    user = keystone.post("/users", json={"user": {"name": "bench-user",
+                                                  "password": ADMIN_PASSWORD}}).json()
+    role = keystone.get("/roles", params={"name": "member"}).json()["roles"][0]
+    keystone.put(f"/projects/{project['project']['id']}/users/{user['user']['id']}"
+                 f"/roles/{role['id']}").raise_for_status()
+    keystone.close()
+    return password_token(server, "bench-user", ADMIN_PASSWORD, "bench-project")
 
 
 def make_file(path: str, size: int) -> None:
@@ -354,10 +374,13 @@ def main() -> int:
                                             "container_format": "bare", "visibility": "public",
                                             "os_distro": "cirros", "tags": ["bench"]})
         count = len(glance.get("/v2/images", params={"limit": 1000}).json()["images"])
-        for label, path, goal in (("default page", "/image/v2/images", 1000),
-                                  ("limit=1000", "/image/v2/images?limit=1000", 50)):
+        member = member_token(server, token)
+        for label, path, goal, who in (
+                ("default page", "/image/v2/images", 1000, token),
+                ("default page, as a project member", "/image/v2/images", 1000, member),
+                ("limit=1000", "/image/v2/images?limit=1000", 50, token)):
             cpu0 = server.cpu()
-            result = client("load", {"port": server.port, "token": token, "path": path,
+            result = client("load", {"port": server.port, "token": who, "path": path,
                                      "duration": args.duration,
                                      "concurrency": args.concurrency})
             rate = result["ok"] / result["elapsed"]

@@ -8,7 +8,8 @@ way when the server is uvicorn's httptools protocol: after the first piece it
 puts its own ``asyncio.BufferedProtocol`` on the connection, and the kernel
 copies the rest of the body straight into ``BLOCK``-sized buffers (about 0.2
 CPU-second a GiB). uvicorn's HTTP parser never sees those bytes, so the
-connection closes after the response (``Connection: close``).
+connection closes after the response (``Connection: close``); until then
+whatever else the client sends is read and dropped.
 
 Any other server, a chunked body or a small one: the ordinary ASGI stream.
 """
@@ -67,9 +68,8 @@ async def _asgi_rest(raw: Request) -> AsyncIterator[bytes]:
 async def _take_over(cycle, remaining: int, block: int) -> AsyncIterator[bytes]:
     """The ``remaining`` bytes of the body, read by a protocol of our own."""
     transport = cycle.transport
-    uvicorn_protocol = transport.get_protocol()
-    reader = _BodyReader(transport, remaining, block)
-    cycle.keep_alive = False  # the parser is out of step with the connection from now on
+    reader = _BodyReader(transport, transport.get_protocol(), remaining, block)
+    cycle.keep_alive = False  # uvicorn's parser is out of step with the connection from now on
     transport.set_protocol(reader)
     cycle.flow.resume_reading()
     transport.resume_reading()
@@ -77,46 +77,51 @@ async def _take_over(cycle, remaining: int, block: int) -> AsyncIterator[bytes]:
         while (piece := await reader.next()) is not None:
             yield piece
     finally:
-        # Nothing more is read from this connection: the response goes out, then it
-        # closes (uvicorn would parse whatever came next as a new request).
-        cycle.flow.pause_reading()
-        transport.pause_reading()
-        transport.set_protocol(uvicorn_protocol)
-        if reader.closed:
-            uvicorn_protocol.connection_lost(reader.close_error)
+        reader.drain()
 
 
 class _BodyReader(asyncio.BufferedProtocol):
-    def __init__(self, transport, remaining: int, block: int):
+    """Reads the body into blocks, then discards whatever else comes until the
+    connection closes (after the response): closing a socket with unread data
+    would reset the connection, and the client could lose the response."""
+
+    def __init__(self, transport, uvicorn_protocol, remaining: int, block: int):
         self.transport = transport
+        self.uvicorn_protocol = uvicorn_protocol
         self.remaining = remaining
         self.block_size = block
         self.current = bytearray(min(block, remaining))
         self.filled = 0
         self.full: deque[bytearray] = deque()
         self.handed_out: list[bytearray] = []
-        self.lost = False  # the client is gone (EOF or connection closed)
-        self.closed = False  # the connection is closed
-        self.close_error: Exception | None = None
+        self.draining = False
+        self.scratch = bytearray(65536)
+        self.lost = False  # the client is gone
         self.paused = False
         self.waiter: asyncio.Future | None = None
 
     # -- the event loop's side ------------------------------------------------------
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        # Never more than the body: what follows it is not ours to read.
+    def get_buffer(self, sizehint: int) -> bytearray | memoryview:
+        if self.draining:
+            return self.scratch
         return memoryview(self.current)[self.filled:]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.draining:
+            return
         self.filled += nbytes
         self.remaining -= nbytes
         if self.filled == len(self.current):
             self.full.append(self.current)
             self.filled = 0
-            self.current = self._new_block()
-            if self.remaining == 0 or len(self.full) >= QUEUED:
-                self.paused = True
-                self.transport.pause_reading()
+            if self.remaining == 0:
+                self.draining = True
+            else:
+                self.current = self._new_block()
+                if len(self.full) >= QUEUED:
+                    self.paused = True
+                    self.transport.pause_reading()
             self._wake()
 
     def _new_block(self) -> bytearray:
@@ -138,9 +143,16 @@ class _BodyReader(asyncio.BufferedProtocol):
         return False  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = self.closed = True
-        self.close_error = exc
+        self.lost = True
         self._wake()
+        self.uvicorn_protocol.connection_lost(exc)
+
+    # Writing the response is still uvicorn's business.
+    def pause_writing(self) -> None:
+        self.uvicorn_protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.uvicorn_protocol.resume_writing()
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -162,7 +174,16 @@ class _BodyReader(asyncio.BufferedProtocol):
         self.handed_out.append(piece)
         if len(self.handed_out) > KEPT:
             del self.handed_out[0]
-        if self.paused and self.remaining and not self.lost:
+        if self.paused and not self.lost:
             self.paused = False
             self.transport.resume_reading()
         return piece
+
+    def drain(self) -> None:
+        """The consumer is done (or gave up): discard the rest."""
+        self.draining = True
+        self.full.clear()
+        self.handed_out.clear()
+        if self.paused and not self.lost:
+            self.paused = False
+            self.transport.resume_reading()

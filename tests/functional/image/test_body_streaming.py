@@ -1,0 +1,65 @@
+"""Upload bodies of known length are read off the socket by the API itself
+(pocketstack.common.bodystream), past uvicorn's HTTP parser: every byte must
+arrive, in order, and the connection must never be misread afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from urllib.parse import urlsplit
+
+from pocketstack.common.bodystream import BLOCK
+
+
+def check_data(admin, image_id: str, data: bytes) -> None:
+    shown = admin.show(image_id)
+    assert shown["status"] == "active" and shown["size"] == len(data)
+    assert shown["checksum"] == hashlib.md5(data).hexdigest()
+    assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert admin.get(f"/v2/images/{image_id}/file").content == data
+
+
+def test_big_body_arrives_whole(cloud, admin):
+    data = os.urandom(3 * BLOCK + 12345)  # several full blocks and a partial one
+    image = admin.create(name="big")
+    r = admin.upload(image["id"], data)
+    # Read past uvicorn's parser: this connection cannot serve another request.
+    assert r.headers["connection"] == "close"
+    check_data(admin, image["id"], data)
+
+
+def test_small_and_chunked_bodies_keep_the_connection(cloud, admin):
+    small = admin.create(name="small")
+    r = admin.upload(small["id"], b"tiny")
+    assert r.headers.get("connection") != "close"
+    check_data(admin, small["id"], b"tiny")
+
+    data = os.urandom(2 * BLOCK + 7)
+    chunked = admin.create(name="chunked")
+    r = admin.put(f"/v2/images/{chunked['id']}/file",
+                  content=(data[i:i + 100_000] for i in range(0, len(data), 100_000)),
+                  headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 204, r.text
+    assert r.headers.get("connection") != "close"
+    check_data(admin, chunked["id"], data)
+
+
+def test_request_sent_right_after_a_body_is_not_read_as_part_of_it(cloud, admin):
+    data = os.urandom(2 * BLOCK + 3)
+    image = admin.create(name="pipelined")
+    url = urlsplit(cloud.url)
+    head = (f"PUT /image/v2/images/{image['id']}/file HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"X-Auth-Token: {admin.token}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode()
+    then = (f"DELETE /image/v2/images/{image['id']} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"X-Auth-Token: {admin.token}\r\n\r\n").encode()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head + data + then)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    # One answer, to the upload; the connection closed before the next request was read.
+    assert answer.startswith(b"HTTP/1.1 204 ") and answer.count(b"HTTP/1.1") == 1, answer
+    assert b"connection: close" in answer.lower()
+    check_data(admin, image["id"], data)
