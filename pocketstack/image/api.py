@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pocketstack.common import bodystream, errors
 from pocketstack.common.http import Api, JSONResponse, Request, dumps
+from pocketstack.common.sendfile import FileSliceResponse
 from pocketstack.common.validation import validate
 from pocketstack.image import core, schemas
 
@@ -221,6 +222,10 @@ def build(service) -> Api:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         elif image["checksum"]:
             headers["Content-MD5"] = image["checksum"]
+        path = images.store.path(location)
+        if path is not None:
+            return FileSliceResponse(path, start, end - start, status_code=status,
+                                     headers=headers)
         return StreamingResponse(images.store.iterate(location, start, end - start),
                                  status_code=status, headers=headers,
                                  media_type="application/octet-stream")

@@ -1,6 +1,7 @@
-"""Upload bodies of known length are read off the socket by the API itself
-(pocketstack.common.bodystream), past uvicorn's HTTP parser: every byte must
-arrive, in order, and the connection must never be misread afterwards."""
+"""Image data moved past uvicorn's own body handling: upload bodies of known
+length read off the socket (pocketstack.common.bodystream), downloads copied
+by the kernel (pocketstack.common.sendfile). Every byte must arrive, in order,
+and the connection must never be misread afterwards."""
 
 from __future__ import annotations
 
@@ -62,4 +63,37 @@ def test_request_sent_right_after_a_body_is_not_read_as_part_of_it(cloud, admin)
     # One answer, to the upload; the connection closed before the next request was read.
     assert answer.startswith(b"HTTP/1.1 204 ") and answer.count(b"HTTP/1.1") == 1, answer
     assert b"connection: close" in answer.lower()
+    check_data(admin, image["id"], data)
+
+
+def test_downloads_whole_ranges_and_head(cloud, admin):
+    data = os.urandom(9 * 1024 * 1024 + 5)
+    image = admin.create(name="download")
+    admin.upload(image["id"], data)
+    path = f"/v2/images/{image['id']}/file"
+    r = admin.get(path)
+    assert r.status_code == 200 and r.content == data
+    assert r.headers["content-md5"] == hashlib.md5(data).hexdigest()
+    r = admin.get(path, headers={"Range": "bytes=4194300-8388610"})
+    assert r.status_code == 206 and r.content == data[4194300:8388611]
+    assert r.headers["content-range"] == f"bytes 4194300-8388610/{len(data)}"
+    r = admin.get(path, headers={"Range": "bytes=-7"})
+    assert r.status_code == 206 and r.content == data[-7:]
+    r = admin.head(path)
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == str(len(data))
+    # The connection serves the next request after each of these.
+    assert admin.show(image["id"])["size"] == len(data)
+
+
+def test_client_gone_mid_download(cloud, admin):
+    data = os.urandom(64 * 1024 * 1024)
+    image = admin.create(name="abandoned")
+    admin.upload(image["id"], data)
+    url = urlsplit(cloud.url)
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall((f"GET /image/v2/images/{image['id']}/file HTTP/1.1\r\n"
+                      f"Host: {url.netloc}\r\nX-Auth-Token: {admin.token}\r\n\r\n").encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    # The server is still fine, and so is the image.
     check_data(admin, image["id"], data)
