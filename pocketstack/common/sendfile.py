@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.responses import Response
@@ -54,10 +55,15 @@ class FileSliceResponse(Response):
             os.close(fd)
 
     async def _send_by_kernel(self, cycle, send, fd: int) -> None:
-        sock = cycle.transport.get_extra_info("socket")
-        loop = asyncio.get_running_loop()
-        sent = await loop.run_in_executor(SENDERS, send_file, sock.fileno(), fd,
-                                          self.offset, self.length)
+        # A descriptor of our own: if the client goes away, uvicorn closes its own at
+        # once, and the number may be given to the next connection while we still send.
+        sock_fd = os.dup(cycle.transport.get_extra_info("socket").fileno())
+        try:
+            sent = await asyncio.get_running_loop().run_in_executor(
+                SENDERS, send_file, sock_fd, fd, self.offset, self.length,
+                cycle.transport.is_closing)
+        finally:
+            os.close(sock_fd)
         if sent < self.length:  # the client went away: end the connection with the response
             cycle.keep_alive = False
         # uvicorn counts the body bytes it writes itself against Content-Length.
@@ -79,18 +85,25 @@ class FileSliceResponse(Response):
             raise OSError(f"{self.path} is shorter than the {self.length} bytes announced")
 
 
-def send_file(sock_fd: int, fd: int, offset: int, length: int) -> int:
+def send_file(sock_fd: int, fd: int, offset: int, length: int,
+              closed: Callable[[], bool] = lambda: False) -> int:
     """Copy ``length`` bytes of ``fd`` from ``offset`` into the (non-blocking) socket;
-    the bytes sent, fewer if the client went away or stalled."""
+    the bytes sent, fewer if the client went away or stalled, or ``closed()`` says the
+    server dropped the connection (shutting down)."""
     poller = select.poll()
     poller.register(sock_fd, select.POLLOUT)
     sent = 0
-    while sent < length:
+    waited = 0
+    while sent < length and not closed():
         try:
             n = os.sendfile(sock_fd, fd, offset + sent, length - sent)
         except BlockingIOError:
-            if not poller.poll(STALLED * 1000):
-                break
+            if poller.poll(1000):
+                waited = 0
+            else:
+                waited += 1
+                if waited >= STALLED:
+                    break
             continue
         except OSError:  # reset, broken pipe
             break
