@@ -102,3 +102,29 @@ def test_client_gone_mid_download(cloud, admin):
         for _ in range(3):
             assert admin.show(image["id"])["size"] == len(data)
     check_data(admin, image["id"], data)
+
+
+def test_another_asgi_server_gets_the_ordinary_paths(cloud, admin):
+    """Served by something else than uvicorn (here httpx calling the app in-process),
+    bodies stream the ASGI way and files go out in blocks."""
+    import asyncio
+
+    import httpx
+
+    data = os.urandom(5 * 1024 * 1024 + 11)
+    image = admin.create(name="in-process")
+
+    async def roundtrip():
+        transport = httpx.ASGITransport(app=cloud.cloud.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://cloud/image",
+                                     headers={"X-Auth-Token": admin.token}) as client:
+            r = await client.put(f"/v2/images/{image['id']}/file", content=data,
+                                 headers={"Content-Type": "application/octet-stream"})
+            assert r.status_code == 204, r.text
+            r = await client.get(f"/v2/images/{image['id']}/file",
+                                 headers={"Range": "bytes=1-4194310"})
+            assert r.status_code == 206 and r.content == data[1:4194311]
+            return (await client.get(f"/v2/images/{image['id']}/file")).content
+
+    assert asyncio.run(roundtrip()) == data
+    check_data(admin, image["id"], data)
