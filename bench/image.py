@@ -67,7 +67,7 @@ def client_download(spec: dict) -> dict:
     view = memoryview(buf)
     with socket.create_connection(("127.0.0.1", spec["port"])) as sock, \
             open(spec["out"], "wb") as out:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         sock.sendall((f"GET {spec['path']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                       f"X-Auth-Token: {spec['token']}\r\n\r\n").encode())
         head, rest = _read_head(sock)
@@ -81,7 +81,8 @@ def client_download(spec: dict) -> dict:
             out.write(view[:n])
             got += n
         elapsed = time.monotonic() - started
-    return {"elapsed": elapsed, "status": int(head[9:12]), "bytes": got}
+    return {"elapsed": elapsed, "status": int(head[9:12]), "bytes": got,
+            "client_cpu": time.process_time() - cpu}
 
 
 async def _worker(port, request, deadline, result):
@@ -201,14 +202,34 @@ def client(kind: str, spec: dict) -> dict:
     return json.loads(proc.stdout)
 
 
-def admin_token(server: Server) -> str:
+def password_token(server: Server, user: str, password: str, project: str) -> str:
     import httpx
 
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        "name": user, "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
     r = httpx.post(server.url + "/identity/v3/auth/tokens", json=body, timeout=30)
     return r.headers["X-Subject-Token"]
+
+
+def admin_token(server: Server) -> str:
+    return password_token(server, "admin", ADMIN_PASSWORD, "admin")
+
+
+def member_token(server: Server, admin: str) -> str:
+    """A token of a member of a project of its own (what most users list images as)."""
+    import httpx
+
+    keystone = httpx.Client(base_url=server.url + "/identity/v3", timeout=30,
+                            headers={"X-Auth-Token": admin})
+    project = keystone.post("/projects", json={"project": {"name": "bench-project"}}).json()
+    user = keystone.post("/users", json={"user": {"name": "bench-user",
+                                                  "password": ADMIN_PASSWORD}}).json()
+    role = keystone.get("/roles", params={"name": "member"}).json()["roles"][0]
+    keystone.put(f"/projects/{project['project']['id']}/users/{user['user']['id']}"
+                 f"/roles/{role['id']}").raise_for_status()
+    keystone.close()
+    return password_token(server, "bench-user", ADMIN_PASSWORD, "bench-project")
 
 
 def make_file(path: str, size: int) -> None:
@@ -338,7 +359,8 @@ def main() -> int:
         rows.append((f"download {args.size_mib} MiB to a file (vs cp {size / MIB / cp_plain:,.0f} "
                      "MiB/s)",
                      f"{down_rate:,.0f} MiB/s = {cp_plain / down['elapsed']:.2f} of cp; "
-                     f"{down_cpu / gib:.2f} CPU-s/GiB", "≥ 0.7 of cp",
+                     f"{down_cpu / gib:.2f} CPU-s/GiB (client {down['client_cpu'] / gib:.2f})",
+                     "≥ 0.7 of cp",
                      cp_plain / down["elapsed"] >= 0.7))
         rows.append(("download, client discarding the bytes",
                      f"{size / MIB / discard['elapsed']:,.0f} MiB/s = "
@@ -354,10 +376,13 @@ def main() -> int:
                                             "container_format": "bare", "visibility": "public",
                                             "os_distro": "cirros", "tags": ["bench"]})
         count = len(glance.get("/v2/images", params={"limit": 1000}).json()["images"])
-        for label, path, goal in (("default page", "/image/v2/images", 1000),
-                                  ("limit=1000", "/image/v2/images?limit=1000", 50)):
+        member = member_token(server, token)
+        for label, path, goal, who in (
+                ("default page", "/image/v2/images", 1000, token),
+                ("default page, as a project member", "/image/v2/images", 1000, member),
+                ("limit=1000", "/image/v2/images?limit=1000", 50, token)):
             cpu0 = server.cpu()
-            result = client("load", {"port": server.port, "token": token, "path": path,
+            result = client("load", {"port": server.port, "token": who, "path": path,
                                      "duration": args.duration,
                                      "concurrency": args.concurrency})
             rate = result["ok"] / result["elapsed"]

@@ -11,14 +11,18 @@ one before. Sources:
 
 * ``RequestBody``: an HTTP request's body. With a Content-Length of more than a
   buffer, on uvicorn's httptools protocol over plain TCP, it takes the socket over
-  and receives straight into the buffers on a worker thread (the connection then
-  closes after the response, as its HTTP parser never saw the body); otherwise it
+  and receives straight into the buffers on a worker thread. uvicorn's HTTP parser
+  never sees those bytes, so the connection closes after the response; until then
+  whatever else the client sends (a pipelined request) is read and dropped, as
+  closing a socket with unread input resets it under the response. Otherwise it
   copies the ASGI messages in. Small bodies are also async-iterable, the ordinary way.
 * ``ChunkSource``: any async iterator of bytes.
 
 ``FileResponse`` sends a byte range of an open file: with sendfile(2) on the same
 kind of connection (the kernel moves the bytes, no copy through Python), otherwise in
-big blocks read on worker threads.
+big blocks read on worker threads. Its sender works on a duplicate of the socket's
+descriptor and stops when the server drops the connection: uvicorn closes its own
+descriptor as soon as a client goes, and the number is soon another connection's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import select
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.requests import ClientDisconnect
 from starlette.requests import Request as RawRequest
@@ -46,6 +51,10 @@ TIMEOUT = 60.0  # seconds a client may stall mid-body (Swift's client_timeout)
 TAKEOVER_MIN = BUFFER_SIZE
 
 Step = Callable[[memoryview], None]
+
+# A slow client holds a thread for as long as its body takes (up to TIMEOUT per
+# stall): threads of their own, so it never holds up work on the default executor.
+SOCKET_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bodystream-socket")
 
 
 # -- the connection under a request -------------------------------------------
@@ -82,6 +91,10 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
+    def closing(self) -> bool:
+        """The server dropped the connection (the client went, or a shutdown)."""
+        return self.cycle.transport.is_closing()
+
     # request bodies
 
     def take_body(self) -> bytes:
@@ -107,6 +120,15 @@ class Connection:
         except OSError:
             raise ClientDisconnect() from None
         return got
+
+    def drop_rest(self) -> None:
+        """Once the body is read (or given up on): read and drop whatever else comes
+        until the connection closes after the response."""
+        transport = self.cycle.transport
+        if transport.is_closing():
+            return
+        transport.set_protocol(_DropInput(transport.get_protocol()))
+        self.cycle.flow.resume_reading()
 
     # response bodies
 
@@ -146,13 +168,17 @@ class Connection:
         out = self.sock.fileno()
         poll = select.poll()
         poll.register(out, select.POLLOUT)
-        sent = 0
-        while sent < count:
+        sent = stalled = 0
+        while sent < count and not self.closing():
             try:
                 n = os.sendfile(out, fd, pos + sent, count - sent)
             except BlockingIOError:
-                if not poll.poll(TIMEOUT * 1000):
-                    raise TimeoutError() from None
+                if poll.poll(1000):  # a second at a time, to notice a dropped connection
+                    stalled = 0
+                else:
+                    stalled += 1
+                    if stalled >= TIMEOUT:
+                        raise TimeoutError() from None
                 continue
             if not n:  # the file ended early
                 break
@@ -167,6 +193,29 @@ class Connection:
         """The peer went away mid-body: drop the connection as uvicorn would."""
         self.cycle.transport.abort()
         await asyncio.sleep(0)  # let connection_lost mark the request disconnected
+
+
+class _DropInput(asyncio.Protocol):
+    """Stands in for uvicorn's protocol after a taken-over body: drops input, passes
+    everything else on (the response is still uvicorn's to write)."""
+
+    def __init__(self, protocol: asyncio.Protocol):
+        self.protocol = protocol
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self):
+        return self.protocol.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
 
 
 # -- sources ------------------------------------------------------------------
@@ -251,12 +300,14 @@ class RequestBody(ChunkSource):
             return n
         want = min(len(buf) - n, self.left)
         loop = asyncio.get_running_loop()
-        got = await loop.run_in_executor(None, self.conn.recv_into, buf[n:n + want])
+        got = await loop.run_in_executor(SOCKET_THREADS, self.conn.recv_into,
+                                         buf[n:n + want])
         self.left -= got
         return n + got
 
     def close(self) -> None:
         if self.conn is not None:
+            self.conn.drop_rest()
             self.conn.close()
 
 
@@ -353,8 +404,9 @@ async def pump(source: ChunkSource, steps: list[Step], *, size_hint: int | None 
 # -- responses ----------------------------------------------------------------
 
 class FileResponse(Response):
-    """``count`` bytes of the open file ``fd`` from ``offset``; ``on_close`` runs once
-    the body went out (or failed). Heads and errors go through ASGI as usual."""
+    """``count`` bytes of the open file ``fd`` from ``offset`` (none for a HEAD request);
+    ``on_close`` runs once the body went out (or failed). Heads and errors go through
+    ASGI as usual."""
 
     def __init__(self, fd: int, offset: int, count: int, *, status_code: int,
                  headers: dict[str, str], media_type: str | None,
@@ -369,25 +421,32 @@ class FileResponse(Response):
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
-            loop = asyncio.get_running_loop()
-            conn = Connection.of(receive)
-            if conn is not None:
-                try:
-                    if not await conn.drained():
-                        return await conn.abort()
-                    sent = await loop.run_in_executor(None, conn.sendfile, self.fd,
-                                                      self.offset, self.count,
-                                                      self.drop_cache)
-                finally:
-                    conn.close()
-                if sent < self.count:
-                    return await conn.abort()
-                conn.finished_body(sent)
-            else:
-                await self._send_blocks(send, loop)
+            if scope["method"] != "HEAD" and not await self._send_body(receive, send):
+                return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self.on_close()
+
+    async def _send_body(self, receive, send) -> bool:
+        """False if the client went away (the connection is then dropped)."""
+        loop = asyncio.get_running_loop()
+        conn = Connection.of(receive)
+        if conn is None:
+            await self._send_blocks(send, loop)
+            return True
+        try:
+            if not await conn.drained():
+                await conn.abort()
+                return False
+            sent = await loop.run_in_executor(SOCKET_THREADS, conn.sendfile, self.fd,
+                                              self.offset, self.count, self.drop_cache)
+        finally:
+            conn.close()
+        if sent < self.count:
+            await conn.abort()
+            return False
+        conn.finished_body(sent)
+        return True
 
     async def _send_blocks(self, send, loop) -> None:
         pos, end = self.offset, self.offset + self.count

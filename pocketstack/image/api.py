@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlencode
 
@@ -9,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
-from pocketstack.common import errors
+from pocketstack.common import bodystream, errors
 from pocketstack.common.http import Api, JSONResponse, Request, dumps
 from pocketstack.common.validation import validate
 from pocketstack.image import core, schemas
@@ -180,7 +181,8 @@ def build(service) -> Api:
     async def receive(req: Request, method) -> Response:
         size = octet_stream(req)
         try:
-            await method(req.context, req.path_params["image_id"], req.raw.stream(), size)
+            await method(req.context, req.path_params["image_id"],
+                         bodystream.RequestBody(req.raw, size), size)
         except ClientDisconnect:
             raise errors.BadRequest("The client went away before the upload "
                                     "completed.") from None
@@ -219,6 +221,16 @@ def build(service) -> Api:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         elif image["checksum"]:
             headers["Content-MD5"] = image["checksum"]
+        path = images.store.path(location)
+        if path is not None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise errors.NotFound("The image's data could not be found.") from None
+            return bodystream.FileResponse(fd, start, end - start, status_code=status,
+                                           headers=headers,
+                                           media_type="application/octet-stream",
+                                           on_close=lambda: os.close(fd))
         return StreamingResponse(images.store.iterate(location, start, end - start),
                                  status_code=status, headers=headers,
                                  media_type="application/octet-stream")

@@ -231,37 +231,72 @@ class ImageManager:
     def list_rendered(self, ctx: RequestContext, query) -> tuple[list[str], str | None]:
         """Like ``list``, each image as the JSON text the API sends."""
         rows, nxt = self._page(ctx, query, (T.c.id, T.c.rendered))
-        return [r.rendered for r in rows], nxt
+        return [r[1] for r in rows], nxt
 
     def _page(self, ctx: RequestContext, query, columns) -> tuple[list, str | None]:
+        """(rows, next marker); rows of (id, rendered) come as plain tuples."""
         self.enforce(ctx, "get_images", ctx.project_id)
         marker_id = query.get("marker")
         # A list statement depends on the query and on admin-ness, not on the project
         # (a bound parameter): identical queries reuse it, which skips building it.
         key = (ctx.is_admin, columns, tuple(query.multi_items()))
         cached = self._statements.get(key) if marker_id is None else None
-        with self.db.read_engine.connect() as conn:
-            if cached is None:
-                conds = self._list_filters(ctx, query)
-                sort = self._sort(query)
-                limit = self._limit(query)
-                marker = None
-                if marker_id is not None:
-                    marker = conn.execute(sa.select(T).where(
-                        T.c.id == marker_id, self._visible(ctx))).first()
-                    if marker is None:
-                        raise errors.BadRequest(f"marker {marker_id} could not be found.")
-                stmt = paginate(sa.select(*columns).where(*conds), COLUMNS, sort, limit=limit,
-                                marker=marker)
-                if marker_id is None:
-                    if len(self._statements) >= 256:
-                        self._statements.clear()
-                    self._statements[key] = (stmt, limit)
-            else:
-                stmt, limit = cached
-            rows = conn.execute(stmt, {"project": ctx.project_id}).all()
-        nxt = rows[-1].id if rows and len(rows) == limit else None
+        if cached is not None and cached[2] is not None:
+            stmt, limit, prepared = cached
+            rows = self._fetch(prepared, ctx.project_id)
+        else:
+            with self.db.read_engine.connect() as conn:
+                if cached is None:
+                    stmt, limit = self._list_statement(conn, ctx, query, columns)
+                    if marker_id is None:
+                        if len(self._statements) >= 256:
+                            self._statements.clear()
+                        prepared = None if columns[0] is T else self._prepare(stmt)
+                        self._statements[key] = (stmt, limit, prepared)
+                else:
+                    stmt, limit, _ = cached
+                rows = conn.execute(stmt, {"project": ctx.project_id}).all()
+        nxt = rows[-1][0] if rows and len(rows) == limit else None
         return rows, nxt
+
+    def _list_statement(self, conn, ctx: RequestContext, query, columns) -> tuple:
+        conds = self._list_filters(ctx, query)
+        sort = self._sort(query)
+        limit = self._limit(query)
+        marker = None
+        if "marker" in query:
+            marker = conn.execute(sa.select(T).where(
+                T.c.id == query.get("marker"), self._visible(ctx))).first()
+            if marker is None:
+                raise errors.BadRequest(f"marker {query.get('marker')} could not be found.")
+        return paginate(sa.select(*columns).where(*conds), COLUMNS, sort, limit=limit,
+                        marker=marker), limit
+
+    def _prepare(self, stmt):
+        """``stmt`` compiled for the database driver itself, when running it needs
+        nothing of SQLAlchemy's (no value conversion, no expanding IN); else None.
+        A list run this way costs 30 us instead of 140."""
+        dialect = self.db.read_engine.dialect
+        compiled = stmt.compile(dialect=dialect)
+        if compiled.post_compile_params or compiled.literal_execute_params \
+                or compiled.escaped_bind_names:
+            return None
+        for bind in compiled.binds.values():
+            if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+                return None
+        return compiled
+
+    def _fetch(self, compiled, project: str) -> list[tuple]:
+        params = compiled.construct_params({"project": project})
+        if compiled.positiontup is not None:
+            params = [params[name] for name in compiled.positiontup]
+        conn = self.db.read_engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(compiled.string, params)
+            return cursor.fetchall()
+        finally:
+            conn.close()
 
     def _limit(self, query) -> int:
         raw = query.get("limit")
@@ -321,13 +356,18 @@ class ImageManager:
         visibility = query.get("visibility")
         admin = ctx.is_admin
         conds = []
+        # Written so that no index serves it: otherwise SQLite gathers every visible
+        # image through the owner and visibility indexes and sorts them all (1.7 ms for
+        # 1000 images) rather than walk ix_image_image_list newest first to the page's
+        # end (20 us).
+        owned = sa.func.coalesce(T.c.owner, "") == project
         if visibility is None:
             if not admin:
-                conds.append(sa.or_(T.c.owner == project, T.c.visibility == "public",
+                conds.append(sa.or_(owned, T.c.visibility == "public",
                                     sa.and_(T.c.visibility == "shared", member)))
         elif visibility == "all":
             if not admin:
-                conds.append(sa.or_(T.c.owner == project,
+                conds.append(sa.or_(owned,
                                     T.c.visibility.in_(("public", "community")),
                                     sa.and_(T.c.visibility == "shared", member)))
         elif visibility in ("public", "community"):
@@ -808,7 +848,7 @@ class ImageManager:
         try:
             written: Written = await self.store.add(
                 image_id, source, max_size=room, too_large=lambda _: self._too_large(room),
-                algo=self.conf.hashing_algorithm)
+                algo=self.conf.hashing_algorithm, expected_size=size)
         except BaseException:
             await run_in_threadpool(self._revert, image_id, "saving")
             raise
@@ -836,7 +876,8 @@ class ImageManager:
         try:
             written = await self.staging.add(image_id, source, max_size=room,
                                               too_large=lambda _: self._too_large(room),
-                                              algo=self.conf.hashing_algorithm)
+                                              algo=self.conf.hashing_algorithm,
+                                              expected_size=size)
             facts = {"size": written.size, "checksum": written.checksum,
                      "os_hash_algo": written.os_hash_algo,
                      "os_hash_value": written.os_hash_value, "head": written.head.hex()}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pocketstack.common.db import JSONType, UTCDateTime
 
 metadata = sa.MetaData()
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 ID = sa.String(36)
 
@@ -42,7 +42,11 @@ image = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_image_image_owner", "owner"),
     sa.Index("ix_image_image_visibility", "visibility", "created_at"),
-    sa.Index("ix_image_image_created", "created_at", "id"),
+    # Lists in the default order walk this index newest first and stop at the page's
+    # end; it holds every column the visibility filter reads, so rows are only read
+    # for the images on the page.
+    sa.Index("ix_image_image_list", "created_at", "id", "owner", "visibility", "status",
+             "os_hidden"),
 )
 
 image_property = sa.Table(

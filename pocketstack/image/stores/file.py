@@ -8,13 +8,16 @@ goes away mid-upload never leaves a partial image under an image's name.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 from collections.abc import AsyncIterator
 
+from pocketstack.common import errors
 from pocketstack.image.stores.base import EXECUTOR, Store, Written, pump, run
 
 READ_BLOCK = 4 * 1024 * 1024
+SYNC_EVERY = 64 * 1024 * 1024
 SCHEME = "file://"
 
 
@@ -26,29 +29,41 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-IOV_MAX = 1024
+def preallocate(fd: int, size: int) -> None:
+    """Reserve the file's blocks before writing: ext4 and xfs then skip delayed
+    allocation, which makes writing about three times cheaper in CPU and the final
+    fsync shorter."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise errors.RequestEntityTooLarge(
+                f"Image storage media is full: no room for {size} bytes.") from None
+        # Not supported here: write without.
 
 
-def write_pieces(fd: int, pieces: list[bytes]) -> None:
-    """Write ``pieces`` in order with as few writev calls as the kernel allows."""
-    pending = [memoryview(p) for p in pieces if p]
-    while pending:
-        batch = pending[:IOV_MAX]
-        written = os.writev(fd, batch)
-        done = 0
-        while done < len(batch) and written >= len(batch[done]):
-            written -= len(batch[done])
-            done += 1
-        pending = pending[done:]
-        if written:
-            pending[0] = pending[0][written:]
+class Writer:
+    """A ``bodystream`` step writing each buffer to ``fd``, flushing to disk every
+    ``SYNC_EVERY`` bytes: the disk works while the data still arrives, and the fsync
+    that ends the upload has only the last stretch left to write."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.unsynced = 0
+
+    def write(self, view: memoryview) -> None:
+        write_all(self.fd, view)
+        self.unsynced += len(view)
+        if self.unsynced >= SYNC_EVERY:
+            os.fdatasync(self.fd)
+            self.unsynced = 0
 
 
 class FileStore(Store):
@@ -76,14 +91,19 @@ class FileStore(Store):
         return os.path.join(self.datadir, f".tmp-{secrets.token_hex(8)}")
 
     async def add(self, image_id: str, source: AsyncIterator[bytes], *,
-                  max_size: int | None = None, too_large=None, algo: str = "sha512") -> Written:
+                  max_size: int | None = None, too_large=None, algo: str = "sha512",
+                  expected_size: int | None = None) -> Written:
         final = self._final(image_id)
         tmp = self.temp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
-            size, md5, sha, head = await pump(source, lambda p: write_pieces(fd, p),
-                                              max_size=max_size, too_large=too_large,
-                                              algo=algo)
+            if expected_size:
+                await run(preallocate, fd, expected_size)
+            size, md5, sha, head = await pump(source, Writer(fd).write, max_size=max_size,
+                                              too_large=too_large, algo=algo,
+                                              size_hint=expected_size)
+            if expected_size and size != expected_size:
+                os.ftruncate(fd, size)
             await run(os.fsync, fd)
             os.close(fd)
             fd = -1

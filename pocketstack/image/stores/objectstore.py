@@ -62,7 +62,8 @@ class ObjectStore(Store):
         return account, container, name
 
     async def add(self, image_id: str, source: AsyncIterator[bytes], *,
-                  max_size: int | None = None, too_large=None, algo: str = "sha512") -> Written:
+                  max_size: int | None = None, too_large=None, algo: str = "sha512",
+                  expected_size: int | None = None) -> Written:
         self.loop = asyncio.get_running_loop()
         account = await asyncio.to_thread(lambda: self.account)
         await asyncio.to_thread(self.objects.ensure_container, account, self.container)
