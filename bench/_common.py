@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
+import subprocess
+import sys
+import time
 
 PIPE_SIZE = 1 << 20
 
@@ -27,3 +31,49 @@ def splice_body(sock_fd: int, length: int, sink_fd: int) -> int:
         os.close(r)
         os.close(w)
     return got
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UpProcess:
+    """`pocketstack up` in a subprocess with its own config file and state directory;
+    ``start`` returns once GET ``ready_path`` answers ``ready_status``."""
+
+    def __init__(self, state: str, port: int, config: str, ready_path: str,
+                 ready_status: int = 200):
+        self.state, self.port = state, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ready_path, self.ready_status = ready_path, ready_status
+        os.makedirs(state, exist_ok=True)
+        self.conf = os.path.join(state, "bench.conf")
+        with open(self.conf, "w") as f:
+            f.write(config)
+
+    def start(self) -> None:
+        import httpx
+
+        self.log = open(os.path.join(self.state, "up.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pocketstack", "up", "--config-file", self.conf,
+             "--state-path", self.state, "--port", str(self.port), "--no-user-clouds-yaml"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        while True:
+            try:
+                if httpx.get(self.url + self.ready_path,
+                             timeout=5).status_code == self.ready_status:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() - started > 60:
+                raise RuntimeError(open(os.path.join(self.state, "up.log")).read())
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()

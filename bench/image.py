@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from _common import splice_body  # bench/ is on the path when a script runs
+from _common import UpProcess, free_port, splice_body  # bench/ is on the path when a script runs
 
 ADMIN_PASSWORD = "bench-admin-password"
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
@@ -115,47 +115,12 @@ CLIENTS = {"upload": client_upload, "download": client_download, "load": client_
 # -- server side ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(UpProcess):
     def __init__(self, state: str):
-        self.state = state
-        self.port = free_port()
-        self.conf = os.path.join(state, "bench.conf")
-        with open(self.conf, "w") as f:
-            f.write("[DEFAULT]\nenabled_services = identity,image\n"
-                    f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n"
-                    # `up` would build and register the guest image meanwhile: not here.
-                    "\n[guest_image]\nregister = false\n")
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import httpx
-
-        self.log = open(os.path.join(self.state, "up.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pocketstack", "up", "--config-file", self.conf,
-             "--state-path", self.state, "--port", str(self.port), "--no-user-clouds-yaml"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        started = time.monotonic()
-        while True:
-            try:
-                if httpx.get(self.url + "/image/", timeout=2).status_code == 300:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() - started > 60:
-                raise RuntimeError(open(os.path.join(self.state, "up.log")).read())
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
-        self.log.close()
+        super().__init__(state, free_port(), "[DEFAULT]\nenabled_services = identity,image\n"
+                         f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n"
+                         # `up` would build and register the guest image meanwhile: not here.
+                         "\n[guest_image]\nregister = false\n", "/image/", 300)
 
     def status(self) -> dict:
         values = {}

@@ -24,13 +24,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+
+from _common import UpProcess, free_port  # bench/ is on the path when a script runs
 
 try:  # the client's own parsing is part of a page's time: keep it small
     from orjson import loads
@@ -80,46 +81,12 @@ def run_client(spec: dict) -> dict:
 
 # -- the server --------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(UpProcess):
     def __init__(self, state: str, port: int):
-        self.state, self.port = state, port
-        self.conf = os.path.join(state, "bench.conf")
-        os.makedirs(state, exist_ok=True)
-        with open(self.conf, "w") as f:
-            f.write("[DEFAULT]\nenabled_services = identity,network\n"
-                    f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n"
-                    "\n[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n")
-        self.base = f"http://127.0.0.1:{port}"
-
-    def start(self) -> None:
-        import httpx
-
-        self.log = open(os.path.join(self.state, "up.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pocketstack", "up", "--config-file", self.conf,
-             "--state-path", self.state, "--port", str(self.port), "--no-user-clouds-yaml"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        started = time.monotonic()
-        while True:
-            try:
-                if httpx.get(self.base + "/networking/", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() - started > 60:
-                raise RuntimeError(open(os.path.join(self.state, "up.log")).read())
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
-        self.log.close()
+        super().__init__(state, port, "[DEFAULT]\nenabled_services = identity,network\n"
+                         f"\n[bootstrap]\nadmin_password = {ADMIN_PASSWORD}\n"
+                         "\n[quotas]\nquota_port = -1\nquota_network = -1\nquota_subnet = -1\n",
+                         "/networking/")
 
     def cpu_seconds(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -130,7 +97,7 @@ class Server:
 def admin_token(server: Server) -> str:
     import httpx
 
-    r = httpx.post(server.base + "/identity/v3/auth/tokens", json={"auth": {
+    r = httpx.post(server.url + "/identity/v3/auth/tokens", json={"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
         "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
@@ -210,7 +177,7 @@ def main() -> None:
     server.start()
     try:
         token = admin_token(server)
-        client = httpx.Client(base_url=server.base + "/networking/v2.0", timeout=300,
+        client = httpx.Client(base_url=server.url + "/networking/v2.0", timeout=300,
                               headers={"X-Auth-Token": token})
         net = client.post("/networks", json={"network": {"name": "bench"}}).json()["network"]
         project = net["project_id"]
