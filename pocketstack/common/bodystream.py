@@ -59,6 +59,10 @@ SOCKET_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bodystre
 
 # -- the connection under a request -------------------------------------------
 
+# What ``Connection`` reads or sets on uvicorn's request cycle.
+CYCLE_ATTRIBUTES = ("flow", "body", "keep_alive", "transport", "expected_content_length",
+                    "disconnected")
+
 class Connection:
     """The plain TCP socket under one request on uvicorn's httptools protocol,
     borrowed for one body. Knows the few attributes of uvicorn's request cycle it
@@ -80,6 +84,8 @@ class Connection:
         cycle = getattr(receive, "__self__", None)
         if type(cycle) is not RequestResponseCycle or cycle.disconnected:
             return None
+        if not all(hasattr(cycle, name) for name in CYCLE_ATTRIBUTES):
+            return None  # a uvicorn whose request cycle changed: the ordinary path
         transport = cycle.transport
         if transport.is_closing() or transport.get_extra_info("sslcontext") is not None:
             return None
