@@ -1,6 +1,7 @@
 """Object storage bench: big-object throughput vs cp, server memory, small-object rates.
 
     python3 bench/objectstore.py [--size-mib 1024] [--rss-size-mib 2048] [--small 4000]
+                                 [--no-direct-io]
 
 Starts a cloud (identity + objectstore) in a separate process with its state on
 the same disk as the `cp` baseline, then from this process:
@@ -34,14 +35,15 @@ from _common import splice_body  # bench/ is on the path when a script runs
 GIB = 1024 ** 3
 
 
-def serve(state_path: str) -> None:
+def serve(state_path: str, direct_io: bool) -> None:
     """Child process: run the cloud as `pocketstack up` does (uvloop, main thread)."""
     from pocketstack import cloud as cloud_mod
     from pocketstack import config
     from pocketstack.testing import FAST_DEFAULTS
 
     conf = config.load([], {**FAST_DEFAULTS, "state_path": state_path, "bind_port": 0,
-                            "enabled_services": ["identity", "objectstore"]})
+                            "enabled_services": ["identity", "objectstore"],
+                            "objectstore.direct_io": direct_io})
     sock = cloud_mod.bind_socket(conf)
     cloud = cloud_mod.Cloud(conf)
     cloud.start()
@@ -213,13 +215,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
+    parser.add_argument("--direct-io", action=argparse.BooleanOptionalAction, default=True,
+                        help="[objectstore] direct_io: big objects kept out of the page "
+                             "cache, as Swift does (the default)")
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve)
+        return serve(args.serve, args.direct_io)
 
     work = tempfile.mkdtemp(prefix="os-bench-", dir=args.dir)
     state = os.path.join(work, "state")
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", state],
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", state]
+                            + ([] if args.direct_io else ["--no-direct-io"]),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())
@@ -244,11 +250,11 @@ def main() -> None:
                 f.write(block)
         subprocess.run(["sync"], check=True)
         print(f"# object storage bench, {args.size_mib} MiB object, work dir on "
-              f"{work}")
+              f"{work}, [objectstore] direct_io = {args.direct_io}")
 
         # Rounds of: cp + sync of the same file on the same disk, then the object PUT,
-        # GET to a file (+ fsync) and GET to nowhere (big objects bypass the page cache
-        # both ways); medians, as the machine is shared.
+        # GET to a file (+ fsync) and GET to nowhere (with direct_io, big objects bypass
+        # the page cache both ways); medians, as the machine is shared.
         rounds = []
         for _ in range(args.rounds):
             t = time.perf_counter()

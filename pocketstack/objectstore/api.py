@@ -367,14 +367,16 @@ def build(service) -> Api:
                     handle.close()
                     return Response(body, 200, headers=headers, media_type=info.content_type)
                 if plain:
-                    return file_response(handle, 0, info.size, 200, headers)
+                    return file_response(handle, 0, info.size, 200, headers,
+                                         store.disk.direct_io)
                 headers["Content-Length"] = str(info.size)
                 return stream_response(store.stream(parts), 200, headers, handle)
             if len(ranges) == 1:
                 start, end = ranges[0]
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
                 if plain and end - start > SMALL:
-                    return file_response(handle, start, end - start, 206, headers)
+                    return file_response(handle, start, end - start, 206, headers,
+                                         store.disk.direct_io)
                 headers["Content-Length"] = str(end - start)
                 return stream_response(store.stream(parts, start, end), 206, headers, handle)
             boundary = uuid.uuid4().hex
@@ -763,13 +765,14 @@ def parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
 
 
 def file_response(handle, start: int, length: int, status: int,
-                  headers: dict[str, str]) -> Response:
+                  headers: dict[str, str], direct_io: bool) -> Response:
     """Bytes of one stored object, sent by the kernel where the server allows.
-    Big objects leave the page cache as they go out (as Swift drops them)."""
+    With ``[objectstore] direct_io``, big objects leave the page cache as they go
+    out (as Swift drops them)."""
     return bodystream.FileResponse(handle.fd, start, length, status_code=status,
                                    headers=headers, media_type=headers.get("Content-Type"),
                                    on_close=handle.close,
-                                   drop_cache=length >= DIRECT_READ_MIN)
+                                   drop_cache=direct_io and length >= DIRECT_READ_MIN)
 
 
 def stream_response(body, status: int, headers: dict[str, str], handle) -> Response:

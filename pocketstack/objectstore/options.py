@@ -38,8 +38,14 @@ def register(conf: cfg.ConfigOpts) -> None:
         cfg.IntOpt("io_threads", default=32,
                    help="Threads doing blocking file work (writes, fsyncs, big reads)."),
         cfg.BoolOpt("direct_io", default=True,
-                    help="Write big uploads with O_DIRECT (no page cache copy or "
-                         "writeback), where the file system supports it."),
+                    help="Keep big objects out of the page cache, as Swift does: write "
+                         "them with O_DIRECT and drop them from the cache as they are "
+                         "read. An upload then costs no kernel copy or writeback (0.05 "
+                         "CPU-s per GiB instead of 0.25-1 on a small VM), but every read "
+                         "of a big object comes from the disk. Off: objects are written "
+                         "through the page cache (writeback started as they arrive, "
+                         "fsync'd before the PUT is acknowledged) and recently written "
+                         "ones are served from memory."),
         cfg.BoolOpt("fsync", default=True,
                     help="fsync data and directories before acknowledging a write."),
     ], group="objectstore")

@@ -29,7 +29,7 @@ from pocketstack.common import errors
 
 XATTR = "user.pocketstack.object"
 WRITEBACK_EVERY = 8 * 1024 * 1024  # start flushing a big upload while it is written
-DIRECT_MIN = 1024 * 1024  # uploads at least this big (or unsized) skip the page cache
+DIRECT_MIN = 1024 * 1024  # with direct_io, uploads this big (or unsized) skip the cache
 DIRECT_BUFFER = 1024 * 1024
 ALIGN = 4096
 
@@ -161,10 +161,11 @@ class OpenObject:
 class Writer:
     """A new object being written to a temporary file; ``seal`` makes it durable.
 
-    Big or unsized uploads bypass the page cache (O_DIRECT, through one aligned
-    1 MiB buffer): the kernel neither copies the bytes nor writes them back
-    later, so an upload costs less CPU and its final fsync has nothing left to
-    flush. Small ones are written through the page cache; with ``hold`` they wait
+    With ``direct_io`` (the default), big or unsized uploads bypass the page cache
+    (O_DIRECT, through one aligned 1 MiB buffer): the kernel neither copies the
+    bytes nor writes them back later, so an upload costs less CPU and its final
+    fsync has nothing left to flush. Otherwise they go through the cache, their
+    writeback started every few MiB. Small ones are always written through it; with ``hold`` they wait
     in memory and the file is only created by ``seal`` (on an I/O thread, where
     its fsync is anyway), keeping all of a small upload's file calls there.
     """

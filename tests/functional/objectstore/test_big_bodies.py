@@ -9,9 +9,18 @@ import os
 import socket
 import urllib.parse
 
+import pytest
+
 from .conftest import assert_swift_error, tmp_files
 
 MIB = 1024 * 1024
+
+
+@pytest.fixture(params=[False, True], ids=["cached", "direct_io"])
+def cloud(request, pocketstack_cloud_factory):
+    """Both ways of keeping big objects: through the page cache, and O_DIRECT."""
+    return pocketstack_cloud_factory(enabled_services=["identity", "objectstore"],
+                                     **{"objectstore.direct_io": request.param})
 
 
 def test_big_object_round_trip_and_ranges(swift, store):

@@ -16,8 +16,8 @@ from pocketstack.objectstore.core import ObjectStore
 from pocketstack.objectstore.storage import XATTR, ObjectMeta
 
 
-def make_store(path) -> ObjectStore:
-    conf = config.load([], {"state_path": str(path)})
+def make_store(path, **overrides) -> ObjectStore:
+    conf = config.load([], {"state_path": str(path), **overrides})
     db = Database(conf, "objectstore", models.metadata,
                   migrations="pocketstack.objectstore:migrations", head=models.SCHEMA_HEAD)
     db.sync()
@@ -29,6 +29,15 @@ def make_store(path) -> ObjectStore:
 @pytest.fixture
 def store(tmp_path):
     s = make_store(tmp_path)
+    yield s
+    s.stop()
+    s.db.dispose()
+
+
+@pytest.fixture
+def direct_store(tmp_path):
+    """A store keeping big objects out of the page cache (``direct_io``)."""
+    s = make_store(tmp_path / "direct", **{"objectstore.direct_io": True})
     yield s
     s.stop()
     s.db.dispose()
@@ -147,8 +156,11 @@ def test_migration_builds_the_models_schema(tmp_path):
     db.dispose()
 
 
-def test_big_reads_bypass_the_cache_at_any_offset(store):
-    """Ranges of a big object read with O_DIRECT: unaligned starts and ends, the tail."""
+@pytest.mark.parametrize("direct", [False, True])
+def test_big_reads_at_any_offset(request, direct):
+    """Ranges of a big object, through the page cache or with O_DIRECT: unaligned
+    starts and ends, the tail."""
+    store = request.getfixturevalue("direct_store" if direct else "store")
     store.ensure_container("AUTH_x", "c")
     data = os.urandom(20 * 1024 * 1024 + 12345)
 
@@ -163,9 +175,10 @@ def test_big_reads_bypass_the_cache_at_any_offset(store):
     asyncio.run(run())
 
 
-def test_one_handle_serves_big_then_small_ranges(store):
+def test_one_handle_serves_big_then_small_ranges(direct_store):
     """A multi-range GET: after a big range turns the file to O_DIRECT, small ranges
     of the same open file still read right."""
+    store = direct_store
     store.ensure_container("AUTH_x", "c")
     data = os.urandom(10 * 1024 * 1024 + 3)
 
