@@ -12,6 +12,20 @@ import time
 PIPE_SIZE = 1 << 20
 
 
+def hash_cpu_per_gib(name: str) -> float:
+    """CPU seconds one hash (hashlib ``name``) takes over a GiB on this CPU, from 256 MiB.
+    Uploads must compute the hashes the APIs return (Swift's MD5 ETag, Glance's
+    checksum and os_hash_value), each on one core: the ceiling no server can pass."""
+    import hashlib
+
+    block = os.urandom(4 << 20)
+    h = hashlib.new(name, usedforsecurity=False)
+    t = time.process_time()
+    for _ in range(64):
+        h.update(block)
+    return (time.process_time() - t) * 4
+
+
 def splice_body(sock_fd: int, length: int, sink_fd: int) -> int:
     """Move ``length`` bytes of a response body from a socket to ``sink_fd`` (a file,
     or /dev/null) through a pipe, in the kernel: a bench client then costs as little

@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 
-from _common import splice_body  # bench/ is on the path when a script runs
+from _common import hash_cpu_per_gib, splice_body  # bench/ is on the path when a script runs
 
 GIB = 1024 ** 3
 
@@ -81,18 +81,6 @@ class RssSampler(threading.Thread):
         while not self.stop:
             self.peak = max(self.peak, rss_mib(self.pid))
             time.sleep(0.01)
-
-
-def md5_cpu_per_gib() -> float:
-    """What the ETag costs by itself: MD5 of 256 MiB, CPU seconds scaled to a GiB."""
-    import hashlib
-
-    block = os.urandom(4 << 20)
-    md5 = hashlib.md5(usedforsecurity=False)
-    t = time.process_time()
-    for _ in range(64):
-        md5.update(block)
-    return (time.process_time() - t) * 4
 
 
 def token_and_url(url: str, password: str) -> tuple[str, str]:
@@ -304,7 +292,7 @@ def main() -> None:
 
         gib = size / GIB
         mbps = size / 1e6
-        md5_cpu = md5_cpu_per_gib()
+        md5_cpu = hash_cpu_per_gib("md5")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
               f"medians of {args.rounds} rounds")
         print(f"cp + sync                 {mbps / med(0):8.0f} MB/s ({med(0):.2f} s)")
