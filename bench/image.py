@@ -29,7 +29,11 @@ import threading
 import time
 
 from _common import (  # bench/ is on the path when a script runs
-    UpProcess, free_port, hash_cpu_per_gib, splice_body)
+    UpProcess,
+    free_port,
+    hash_cpu_per_gib,
+    splice_body,
+)
 
 ADMIN_PASSWORD = "bench-admin-password"
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
