@@ -45,6 +45,7 @@ from pocketstack.common import errors
 
 BUFFER_SIZE = 4 * 1024 * 1024
 BUFFERS = 3
+READ_AHEAD = 4  # buffers of a file asked of the disk ahead of sendfile, with drop_cache
 ALIGN = 4096  # buffers are mmap'd: page-aligned, as O_DIRECT writes need
 TIMEOUT = 60.0  # seconds a client may stall mid-body (Swift's client_timeout)
 # Smaller bodies keep the connection alive: they come through ASGI.
@@ -150,7 +151,8 @@ class Connection:
     def sendfile(self, fd: int, offset: int, count: int, drop_cache: bool) -> int:
         """Send ``count`` bytes of ``fd`` from ``offset`` (on a worker thread); returns
         how many went out. ``drop_cache`` evicts what was sent from the page cache
-        (big objects, as Swift does), keeping the next part read ahead."""
+        (big objects, as Swift does), keeping the next few buffers read ahead so the
+        disk stays busy while one goes out."""
         sent, step = 0, BUFFER_SIZE
         end = offset + count
         try:
@@ -158,7 +160,7 @@ class Connection:
                 pos = offset + sent
                 n = min(step, count - sent)
                 if drop_cache and pos + n < end:
-                    os.posix_fadvise(fd, pos + n, min(step, end - pos - n),
+                    os.posix_fadvise(fd, pos + n, min(READ_AHEAD * step, end - pos - n),
                                      os.POSIX_FADV_WILLNEED)
                 done = self._sendfile(fd, pos, n)
                 if drop_cache:
