@@ -1,7 +1,7 @@
 """Object storage bench: big-object throughput vs cp, server memory, small-object rates.
 
     python3 bench/objectstore.py [--size-mib 1024] [--rss-size-mib 2048] [--small 4000]
-                                 [--no-direct-io]
+                                 [--direct-io]
 
 Starts a cloud (identity + objectstore) in a separate process with its state on
 the same disk as the `cp` baseline, then from this process:
@@ -203,9 +203,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
-    parser.add_argument("--direct-io", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--direct-io", action=argparse.BooleanOptionalAction, default=False,
                         help="[objectstore] direct_io: big objects kept out of the page "
-                             "cache, as Swift does (the default)")
+                             "cache, as Swift does")
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve, args.direct_io)
@@ -213,7 +213,7 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="os-bench-", dir=args.dir)
     state = os.path.join(work, "state")
     proc = subprocess.Popen([sys.executable, __file__, "--serve", state]
-                            + ([] if args.direct_io else ["--no-direct-io"]),
+                            + ["--direct-io" if args.direct_io else "--no-direct-io"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())

@@ -37,15 +37,15 @@ def register(conf: cfg.ConfigOpts) -> None:
                    help="Seconds between sweeps deleting objects past X-Delete-At."),
         cfg.IntOpt("io_threads", default=32,
                    help="Threads doing blocking file work (writes, fsyncs, big reads)."),
-        cfg.BoolOpt("direct_io", default=True,
+        cfg.BoolOpt("direct_io", default=False,
                     help="Keep big objects out of the page cache, as Swift does: write "
                          "them with O_DIRECT and drop them from the cache as they are "
-                         "read. An upload then costs no kernel copy or writeback (0.05 "
-                         "CPU-s per GiB instead of 0.25-1 on a small VM), but every read "
-                         "of a big object comes from the disk. Off: objects are written "
-                         "through the page cache (writeback started as they arrive, "
-                         "fsync'd before the PUT is acknowledged) and recently written "
-                         "ones are served from memory."),
+                         "read. Uploads then cost the kernel no copy or writeback, but "
+                         "every read of a big object comes from the disk: for a store "
+                         "whose objects are rarely read back. Off (the default): objects "
+                         "are written through the page cache (writeback started as they "
+                         "arrive, fsync'd before the PUT is acknowledged) and recently "
+                         "written ones are read from memory."),
         cfg.BoolOpt("fsync", default=True,
                     help="fsync data and directories before acknowledging a write."),
     ], group="objectstore")

@@ -161,11 +161,12 @@ class OpenObject:
 class Writer:
     """A new object being written to a temporary file; ``seal`` makes it durable.
 
-    With ``direct_io`` (the default), big or unsized uploads bypass the page cache
-    (O_DIRECT, through one aligned 1 MiB buffer): the kernel neither copies the
-    bytes nor writes them back later, so an upload costs less CPU and its final
-    fsync has nothing left to flush. Otherwise they go through the cache, their
-    writeback started every few MiB. Small ones are always written through it; with ``hold`` they wait
+    Uploads go through the page cache, their writeback started every few MiB so the
+    final fsync has little left to flush, and stay there for the reads that follow.
+    With ``direct_io``, big or unsized ones bypass it (O_DIRECT, through one aligned
+    1 MiB buffer): the kernel neither copies the bytes nor writes them back later,
+    so an upload costs less CPU, but reads come from the disk. Small ones are
+    always written through the cache; with ``hold`` they wait
     in memory and the file is only created by ``seal`` (on an I/O thread, where
     its fsync is anyway), keeping all of a small upload's file calls there.
     """
@@ -309,7 +310,7 @@ class Writer:
 
 
 class DiskStore:
-    def __init__(self, root: str, *, fsync: bool = True, direct_io: bool = True):
+    def __init__(self, root: str, *, fsync: bool = True, direct_io: bool = False):
         self.root = root
         self.fsync = fsync
         self.direct_io = direct_io and hasattr(os, "O_DIRECT")
