@@ -652,7 +652,7 @@ class ObjectStore:
     def _commit_files(self, writer, meta: ObjectMeta, path: str, archive, ops) -> None:
         """On an I/O thread: seal the upload (metadata, fsync), archive the old copy,
         rename into place, then fsync the directories while the index commits."""
-        writer.seal(meta)
+        writer.seal(meta, path)
         dirs: set[str] = set()
         if archive is not None:
             arch_meta, arch_path = archive

@@ -32,6 +32,7 @@ WRITEBACK_EVERY = 8 * 1024 * 1024  # start flushing a big upload while it is wri
 DIRECT_MIN = 1024 * 1024  # with direct_io, uploads this big (or unsized) skip the cache
 DIRECT_BUFFER = 1024 * 1024
 ALIGN = 4096
+TMP_PREFIX = ".tmp-"  # an upload being sealed beside its object (never an object's name)
 
 
 def _sync_file_range():
@@ -269,10 +270,16 @@ class Writer:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.write_many([data])
 
-    def seal(self, meta: ObjectMeta) -> None:
-        """Attach the metadata and make data + metadata durable (not yet visible)."""
+    def seal(self, meta: ObjectMeta, path: str | None = None) -> None:
+        """Attach the metadata and make data + metadata durable (not yet visible).
+        A held upload is created next to ``path``, where it is to live: installing
+        it is then a rename within one directory, which contends for no lock
+        across the store, as a rename out of the shared temporary directory does."""
         if self.held is not None:
             held, self.held = self.held, None
+            if path is not None:
+                self.tmp_path = os.path.join(self.disk._dir_for(path),
+                                             TMP_PREFIX + uuid.uuid4().hex)
             self._open(self.size)
             self.size = 0  # counted again as written
             self.store_many(held)
@@ -453,6 +460,9 @@ class DiskStore:
         for sub in sorted(os.listdir(self.obj_dir)):
             d = os.path.join(self.obj_dir, sub)
             for name in os.listdir(d):
+                if name.startswith(TMP_PREFIX):  # a crash caught it being sealed
+                    os.unlink(os.path.join(d, name))
+                    continue
                 meta = self.read_meta(os.path.join(d, name))
                 if meta is not None:
                     yield meta

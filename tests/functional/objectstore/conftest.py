@@ -9,6 +9,7 @@ import subprocess
 import httpx
 import pytest
 
+from pocketstack.objectstore.storage import TMP_PREFIX
 from tests.conftest import missing
 
 
@@ -85,7 +86,14 @@ def store(cloud):
 
 
 def tmp_files(store) -> list[str]:
-    return os.listdir(store.disk.tmp_dir)
+    """Uploads not (yet) installed: in the temporary directory, or being sealed
+    beside their object."""
+    disk = store.disk
+    found = os.listdir(disk.tmp_dir)
+    for sub in os.listdir(disk.obj_dir):
+        found += [n for n in os.listdir(os.path.join(disk.obj_dir, sub))
+                  if n.startswith(TMP_PREFIX)]
+    return found
 
 
 def assert_swift_error(r: httpx.Response, status: int) -> None:

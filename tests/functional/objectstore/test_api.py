@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import httpx
 
-from .conftest import assert_swift_error
+from .conftest import assert_swift_error, tmp_files
 
 
 def put(swift, path, data=b"", **headers):
@@ -153,7 +153,7 @@ def test_object_put_get_range_conditional(swift, store):
     assert_swift_error(r, 422)
     assert swift.head("r/bad").status_code == 404
     assert "bad" not in swift.get("r").text.split()
-    assert store.disk.tmp_dir and not __import__("os").listdir(store.disk.tmp_dir)
+    assert not tmp_files(store)
 
     # Chunked transfer encoding and content type detection.
     def gen():

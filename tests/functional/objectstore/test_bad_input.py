@@ -7,7 +7,7 @@ import socket
 import time
 import urllib.parse
 
-from .conftest import assert_swift_error
+from .conftest import assert_swift_error, tmp_files
 
 
 def raw_request(swift, method: str, path: str, headers: dict[str, str], body: bytes = b"",
@@ -43,7 +43,7 @@ def test_bad_object_and_container_names(swift, store):
         assert 400 <= status < 500, (name, reply[:200])
     assert swift.get("c").status_code == 204  # nothing written
     assert swift.head("c").headers["x-container-object-count"] == "0"
-    assert not os.listdir(store.disk.tmp_dir)
+    assert not tmp_files(store)
     # 1024 bytes is fine.
     assert swift.put("c/" + "o" * 1024, content=b"x").status_code == 201
 
@@ -81,8 +81,8 @@ def test_disconnect_mid_upload_leaves_nothing(swift, store):
     raw_request(swift, "PUT", path + "2", headers,
                 f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n", close_after_send=True)
     deadline = time.monotonic() + 20
-    while os.listdir(store.disk.tmp_dir):
-        assert time.monotonic() < deadline, os.listdir(store.disk.tmp_dir)
+    while tmp_files(store):
+        assert time.monotonic() < deadline, tmp_files(store)
         time.sleep(0.05)
     assert swift.head("d/partial").status_code == 404
     assert swift.head("d/partial2").status_code == 404
@@ -107,7 +107,7 @@ def test_body_shorter_than_length_is_not_stored(swift, store):
         pass
     sock.close()
     deadline = time.monotonic() + 20
-    while os.listdir(store.disk.tmp_dir):
+    while tmp_files(store):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert swift.head("s/short").status_code == 404

@@ -13,7 +13,7 @@ from pocketstack.common import errors
 from pocketstack.common.db import Database
 from pocketstack.objectstore import models
 from pocketstack.objectstore.core import ObjectStore
-from pocketstack.objectstore.storage import XATTR, ObjectMeta
+from pocketstack.objectstore.storage import TMP_PREFIX, XATTR, ObjectMeta
 
 
 def make_store(path, **overrides) -> ObjectStore:
@@ -123,6 +123,14 @@ def test_index_rebuilt_after_unclean_stop(tmp_path):
     with store.db.engine.begin() as conn:
         conn.execute(models.object_.delete().where(models.object_.c.name.in_(["o1", "o2"])))
     os.unlink(store.disk.path("AUTH_x", "c", "o4"))
+    # ...and an upload was caught between its seal (metadata on, fsync'd) and its
+    # rename into place: never acknowledged, so it must not come back.
+    path = store.disk.path("AUTH_x", "c", "o9")
+    caught = store.disk.writer(5, hold=True)
+    caught.write(b"lost!")
+    caught.seal(ObjectMeta("AUTH_x", "c", "o9", "1.0", "x", "text/plain"), path)
+    assert os.path.basename(caught.tmp_path).startswith(TMP_PREFIX)
+    assert os.path.dirname(caught.tmp_path) == os.path.dirname(path)
     store.pool.shutdown()
     store.db.dispose()
     assert os.path.exists(store.disk.marker)
@@ -132,6 +140,7 @@ def test_index_rebuilt_after_unclean_stop(tmp_path):
         names = [r.name for r in again.list_objects("AUTH_x", "c")]
         assert names == ["o0", "o1", "o2", "o3"]
         assert again.container_stats("AUTH_x", "c") == (4, 20)
+        assert not os.path.exists(caught.tmp_path)
     finally:
         again.stop()
         again.db.dispose()
