@@ -44,7 +44,7 @@ from starlette.responses import Response
 from pocketstack.common import errors
 
 BUFFER_SIZE = 4 * 1024 * 1024
-BUFFERS = 3
+BUFFERS = 6  # in flight per body: a slow step (a write into fresh pages) does not stall the rest
 READ_AHEAD = 4  # buffers of a file asked of the disk ahead of sendfile, with drop_cache
 ALIGN = 4096  # buffers are mmap'd: page-aligned, as O_DIRECT writes need
 TIMEOUT = 60.0  # seconds a client may stall mid-body (Swift's client_timeout)
