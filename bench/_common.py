@@ -47,6 +47,19 @@ def splice_body(sock_fd: int, length: int, sink_fd: int) -> int:
     return got
 
 
+def timed_cp(src: str, dst: str, sync: bool) -> float:
+    """Seconds `cp` (and, with ``sync``, `sync` of the copy) takes; the copy is then
+    removed and everything flushed, so the next measure starts clean."""
+    started = time.monotonic()
+    subprocess.run(["cp", src, dst], check=True)
+    if sync:
+        subprocess.run(["sync", dst], check=True)
+    elapsed = time.monotonic() - started
+    os.unlink(dst)
+    subprocess.run(["sync"], check=True)
+    return elapsed
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -33,6 +33,7 @@ from _common import (  # bench/ is on the path when a script runs
     free_port,
     hash_cpu_per_gib,
     splice_body,
+    timed_cp,
 )
 
 ADMIN_PASSWORD = "bench-admin-password"
@@ -208,17 +209,6 @@ def make_file(path: str, size: int) -> None:
             f.write(block[i % 7:] + block[: i % 7])  # no two blocks alike
         f.flush()
         os.fsync(f.fileno())
-
-
-def timed_cp(src: str, dst: str, sync: bool) -> float:
-    started = time.monotonic()
-    subprocess.run(["cp", src, dst], check=True)
-    if sync:
-        subprocess.run(["sync", dst], check=True)
-    elapsed = time.monotonic() - started
-    os.unlink(dst)
-    subprocess.run(["sync"], check=True)
-    return elapsed
 
 
 def main() -> int:

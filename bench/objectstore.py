@@ -30,7 +30,11 @@ import threading
 import time
 import urllib.parse
 
-from _common import hash_cpu_per_gib, splice_body  # bench/ is on the path when a script runs
+from _common import (  # bench/ is on the path when a script runs
+    hash_cpu_per_gib,
+    splice_body,
+    timed_cp,
+)
 
 GIB = 1024 ** 3
 
@@ -245,21 +249,11 @@ def main() -> None:
         # the page cache both ways); medians, as the machine is shared.
         rounds = []
         for _ in range(args.rounds):
-            t = time.perf_counter()
-            subprocess.run(["cp", src, os.path.join(work, "copy.bin")], check=True)
-            subprocess.run(["sync"], check=True)
-            cp_s = time.perf_counter() - t
-            os.unlink(os.path.join(work, "copy.bin"))
-            subprocess.run(["sync"], check=True)
+            cp_s = timed_cp(src, os.path.join(work, "copy.bin"), sync=True)
             # The same with the source read from disk, as a GET reads a big object.
             with open(src, "rb") as f:
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-            t = time.perf_counter()
-            subprocess.run(["cp", src, os.path.join(work, "copy.bin")], check=True)
-            subprocess.run(["sync"], check=True)
-            cold_s = time.perf_counter() - t
-            os.unlink(os.path.join(work, "copy.bin"))
-            subprocess.run(["sync"], check=True)
+            cold_s = timed_cp(src, os.path.join(work, "copy.bin"), sync=True)
 
             cpu0 = cpu_seconds(pid)
             t = time.perf_counter()

@@ -278,7 +278,7 @@ class Writer:
         if self.held is not None:
             held, self.held = self.held, None
             if path is not None:
-                self.tmp_path = os.path.join(self.disk._dir_for(path),
+                self.tmp_path = os.path.join(self.disk.dir_for(path),
                                              TMP_PREFIX + uuid.uuid4().hex)
             self._open(self.size)
             self.size = 0  # counted again as written
@@ -347,7 +347,7 @@ class DiskStore:
         h = name_hash(account, container, obj)
         return os.path.join(self.obj_dir, h[:3], h)
 
-    def _dir_for(self, path: str) -> str:
+    def dir_for(self, path: str) -> str:
         d = os.path.dirname(path)
         if d not in self._made:
             if not os.path.isdir(d):
@@ -371,7 +371,7 @@ class DiskStore:
     def install(self, writer: Writer, path: str, *, sync: bool = True) -> set[str]:
         """Rename a sealed upload into place; the directory fsync makes the rename
         durable (done here, or by the caller with ``sync_dirs`` when ``sync`` is off)."""
-        d = self._dir_for(path)
+        d = self.dir_for(path)
         os.rename(writer.tmp_path, path)
         if sync:
             self._fsync_dir(d)
@@ -379,7 +379,7 @@ class DiskStore:
 
     def move(self, src: str, dst: str, meta: ObjectMeta, *, sync: bool = True) -> set[str]:
         """Give an existing object a new name (versioning archives the old copy so)."""
-        d = self._dir_for(dst)
+        d = self.dir_for(dst)
         os.setxattr(src, XATTR, meta.pack())
         os.rename(src, dst)
         dirs = {d, os.path.dirname(src)}
